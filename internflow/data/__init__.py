@@ -1,0 +1,1 @@
+"""Training data: finding datasets, reading their layouts, checking quality, keeping eval items out."""

@@ -1,0 +1,156 @@
+"""Evaluation detectors: answer-format failures, overfitting, and the comparisons with the
+baseline and with the best iteration, each judged against sampling noise."""
+
+from __future__ import annotations
+
+import math
+
+from internflow.diagnostics.evidence import LOSS, REWARD, Evidence, finite, window_means
+from internflow.diagnostics.grpo import REWARD_RISE
+from internflow.diagnostics.loss import NO_LEARNING_RATIO
+from internflow.schemas import EvalResult, Finding
+
+__all__ = [
+    "detect_format_failure",
+    "detect_overfitting",
+    "detect_vs_baseline",
+    "detect_vs_best",
+    "significant_difference",
+]
+
+FORMAT_FAILURE_SHARE = 0.2  # more unparseable answers than this → format problem
+_EXAMPLES = 2
+
+
+def significant_difference(a: EvalResult, b: EvalResult, z: float = 1.96) -> bool:
+    """Two-proportion z-test: is a's accuracy different from b's beyond sampling noise (95 %)?"""
+    pooled = (a.n_correct + b.n_correct) / (a.n + b.n)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / a.n + 1 / b.n))
+    return se > 0 and abs(a.accuracy - b.accuracy) / se > z
+
+
+def _score(result: EvalResult) -> str:
+    return f"{result.accuracy:.1%} [{result.ci_low:.1%}, {result.ci_high:.1%}] (n={result.n})"
+
+
+def detect_format_failure(evidence: Evidence) -> list[Finding]:
+    evaluation = evidence.evaluation
+    if evaluation is None or not evaluation.n:
+        return []
+    unparseable_rows = [s for s in evidence.samples if s.get("extracted") is None]
+    # The per-sample file is the evidence when there is one; the counts stand in otherwise.
+    n = len(evidence.samples) or evaluation.n
+    unparseable = len(unparseable_rows) if evidence.samples else evaluation.unparseable
+    if unparseable / n <= FORMAT_FAILURE_SHARE:
+        return []
+    examples = "; ".join(repr(str(s.get("output", ""))[:60]) for s in unparseable_rows[:_EXAMPLES])
+    return [
+        Finding(
+            kind="format_failure",
+            severity="warning",
+            message=f"{unparseable}/{n} answers had no extractable answer" + (f", e.g. {examples}" if examples else ""),
+            suggestion="train on data whose answers follow the benchmark's answer format",
+            direction="fix_format",
+            evidence={"unparseable": unparseable, "n": n, "share": unparseable / n},
+        )
+    ]
+
+
+def _training_signal_improved(evidence: Evidence) -> tuple[str, float, float] | None:
+    """(metric, early, late) when the training metric moved the right way, else None."""
+    name = REWARD if evidence.is_grpo else LOSS
+    curve = evidence.curve(name)
+    if len(curve) < 2 or len(finite(curve)) != len(curve):
+        return None
+    early, late, _ = window_means(curve)
+    improved = late - early >= REWARD_RISE if evidence.is_grpo else late < NO_LEARNING_RATIO * early
+    return (name, early, late) if improved else None
+
+
+def detect_overfitting(evidence: Evidence) -> list[Finding]:
+    """The training metric improved while the held-out score fell below the starting model's."""
+    evaluation, start = evidence.evaluation, evidence.start or evidence.baseline
+    if evaluation is None or start is None or evaluation.accuracy >= start.accuracy:
+        return []
+    signal = _training_signal_improved(evidence)
+    if signal is None or not significant_difference(evaluation, start):
+        return []
+    name, early, late = signal
+    return [
+        Finding(
+            kind="overfitting",
+            severity="warning",
+            message=(
+                f"{name} went {early:.3f} → {late:.3f} while accuracy fell from {_score(start)} "
+                f"({start.label}) to {_score(evaluation)}"
+            ),
+            suggestion="train fewer steps or on more varied data"
+            + (" (the reward is being gamed)" if evidence.is_grpo else ""),
+            direction="fewer_steps",
+            evidence={
+                "train_early": early,
+                "train_late": late,
+                "start_accuracy": start.accuracy,
+                "accuracy": evaluation.accuracy,
+            },
+        )
+    ]
+
+
+def detect_vs_baseline(evidence: Evidence) -> list[Finding]:
+    evaluation, baseline = evidence.evaluation, evidence.baseline
+    if evaluation is None or baseline is None or not evidence.loss_is_finite:
+        return []  # a run whose loss went NaN has no score worth comparing
+    gain = evaluation.accuracy - baseline.accuracy
+    numbers = {"gain": gain, "accuracy": evaluation.accuracy, "baseline": baseline.accuracy, "n": evaluation.n}
+    if not significant_difference(evaluation, baseline):
+        return [
+            Finding(
+                kind="no_change",
+                severity="info",
+                message=f"{gain:+.1%} vs baseline is inside the noise (n={evaluation.n})",
+                suggestion="change direction: other data, method or learning-rate region",
+                direction="change_direction",
+                evidence=numbers,
+            )
+        ]
+    if gain > 0:
+        return [
+            Finding(
+                kind="improved",
+                severity="info",
+                message=f"{gain:+.1%} vs baseline",
+                direction="keep_direction",
+                evidence=numbers,
+            )
+        ]
+    return [
+        Finding(
+            kind="regressed",
+            severity="warning",
+            message=f"{gain:+.1%} vs baseline",
+            suggestion="lower the learning rate or change the data",
+            direction="lower_lr",
+            evidence=numbers,
+        )
+    ]
+
+
+def detect_vs_best(evidence: Evidence) -> list[Finding]:
+    """Significantly below the best iteration while not below the baseline (that is `regressed`)."""
+    evaluation, best, baseline = evidence.evaluation, evidence.best, evidence.baseline
+    if evaluation is None or best is None or not evidence.loss_is_finite:
+        return []
+    below_baseline = baseline is not None and evaluation.accuracy < baseline.accuracy
+    if below_baseline or evaluation.accuracy >= best.accuracy or not significant_difference(evaluation, best):
+        return []
+    return [
+        Finding(
+            kind="regressed_vs_best",
+            severity="warning",
+            message=f"{_score(evaluation)} is below the best iteration's {_score(best)} beyond the noise",
+            suggestion="go back to the best iteration's settings (or continue from its model) and change one thing",
+            direction="return_to_best",
+            evidence={"gain_vs_best": evaluation.accuracy - best.accuracy, "best": best.accuracy},
+        )
+    ]

@@ -1,0 +1,67 @@
+"""The default backend: `python -m internflow.training` in a child process on this machine.
+
+The child gets the workspace's trackio folder through its environment (trackio fixes its folder
+at import), and a failure surfaces with the exit code, the child's typed `failure.json` when it
+wrote one, and the last lines it printed.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from internflow.execution import TrainingFailed
+from internflow.schemas import TrainFailure, TrainRequest, TrainResult
+from internflow.training import FAILURE_FILE, RESULT_FILE
+
+__all__ = ["LocalProcess"]
+
+_TAIL_LINES = 40
+_LOG_EVERY_S = 10.0
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class LocalProcess:
+    def run(self, request: TrainRequest, log: Callable[[str], None]) -> TrainResult:
+        checkpoint_dir = Path(request.checkpoint_dir)
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        request_file = checkpoint_dir / "request.json"
+        request_file.write_text(request.model_dump_json(indent=2))
+        (checkpoint_dir / RESULT_FILE).unlink(missing_ok=True)
+        (checkpoint_dir / FAILURE_FILE).unlink(missing_ok=True)
+
+        env = os.environ | {"TRACKIO_DIR": request.trackio_dir, "TQDM_DISABLE": "1"}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
+        tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        last_logged = 0.0
+        command = [sys.executable, "-m", "internflow.training", str(request_file)]
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1
+        ) as child:
+            assert child.stdout is not None
+            for line in child.stdout:
+                line = line.rstrip()
+                tail.append(line)
+                # Trainer metric dicts at most every few seconds (trackio has them all), errors always.
+                is_metrics = line.startswith("{")
+                if (
+                    ("Error" in line and not is_metrics)
+                    or "train_runtime" in line
+                    or "out of memory" in line
+                    or (is_metrics and time.monotonic() - last_logged > _LOG_EVERY_S)
+                ):
+                    log(line)
+                    last_logged = time.monotonic()
+        if child.returncode != 0 or not (checkpoint_dir / RESULT_FILE).is_file():
+            failure_file = checkpoint_dir / FAILURE_FILE
+            failure = TrainFailure.model_validate_json(failure_file.read_text()) if failure_file.is_file() else None
+            reason = f" ({failure.kind}: {failure.message})" if failure else ""
+            raise TrainingFailed(
+                f"training child exited with code {child.returncode}{reason}; last output:\n" + "\n".join(tail), failure
+            )
+        return TrainResult.model_validate_json((checkpoint_dir / RESULT_FILE).read_text())

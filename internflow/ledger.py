@@ -1,0 +1,128 @@
+"""The campaign's running record: baseline, finished and failed iterations, the best so far.
+
+Kept out of the flow so the flow body stays a short list of stage calls; the planner state, the
+next iteration's context and the report are all derived from this one record.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from internflow.diagnostics.failures import findings_from_failure
+from internflow.schemas import (
+    CampaignConfig,
+    CampaignReport,
+    EvalResult,
+    FailedIteration,
+    IterationContext,
+    IterationResult,
+    Proposal,
+)
+
+if TYPE_CHECKING:
+    from prefect.states import State
+
+    from agent.planner import PlannerState
+
+__all__ = ["CampaignLedger"]
+
+
+@dataclass
+class CampaignLedger:
+    config: CampaignConfig
+    workspace: str
+    base_model: str
+    base_fingerprint: str
+    baseline: EvalResult
+    started: float = field(default_factory=time.monotonic)
+    history: list[IterationResult] = field(default_factory=list)
+    failures: list[FailedIteration] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return len(self.history) + len(self.failures)
+
+    @property
+    def spent_usd(self) -> float:
+        """Training hours of the finished iterations at the configured hardware price."""
+        return sum(r.train.runtime_s for r in self.history) / 3600 * self.config.gpu_usd_per_hour
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+    def best(self) -> IterationResult | None:
+        """The most accurate healthy iteration, if it beat the untouched base model (else there is none)."""
+        healthy = [r for r in self.history if r.diagnosis.verdict != "failed"]
+        best = max(healthy, key=lambda r: r.evaluation.accuracy, default=None)
+        return best if best is not None and best.evaluation.accuracy > self.baseline.accuracy else None
+
+    def planner_state(
+        self,
+        datasets: tuple[str, ...],
+        default_datasets: tuple[str, ...],
+        datasets_by_method: dict[str, tuple[str, ...]] | None = None,
+    ) -> PlannerState:
+        from agent.planner import PlannerState
+
+        return PlannerState(
+            config=self.config,
+            baseline=self.baseline,
+            history=tuple(self.history),
+            failures=tuple(self.failures),
+            datasets=datasets,
+            default_datasets=default_datasets,
+            datasets_by_method=datasets_by_method or {},
+        )
+
+    def next_context(self) -> IterationContext:
+        best = self.best()
+        return IterationContext(
+            index=self.done + 1,
+            workspace=self.workspace,
+            base_model=self.base_model,
+            base_fingerprint=self.base_fingerprint,
+            benchmark=self.config.benchmark,
+            eval_limit=self.config.eval_limit,
+            seed=self.config.seed,
+            baseline=self.baseline,
+            best=best.evaluation if best else None,
+            best_model=best.train.model_path if best else None,
+            best_run=best.train.trackio_run if best else None,
+            backend=self.config.training_backend,
+        )
+
+    def record(self, proposal: Proposal, outcome: State) -> None:
+        """A finished iteration joins the history; a failed one is kept with its error, never dropped."""
+        if outcome.is_completed():
+            self.history.append(outcome.result())
+            return
+        error = outcome.result(raise_on_failure=False)
+        self.failures.append(
+            FailedIteration(
+                index=self.done + 1,
+                params=proposal.params,
+                rationale=proposal.rationale,
+                error=f"{type(error).__name__}: {error}",
+                flow_run_id=str(outcome.state_details.flow_run_id),
+                findings=findings_from_failure(error),  # out_of_memory, train_failed, ...
+            )
+        )
+
+    def report(self, stop_reason: str, flow_run_id: str | None = None) -> CampaignReport:
+        best = self.best()
+        return CampaignReport(
+            config=self.config,
+            base_model=self.base_model,
+            baseline=self.baseline,
+            iterations=tuple(self.history),
+            failures=tuple(self.failures),
+            best_iteration=best.index if best else None,
+            best_score=best.evaluation.accuracy if best else self.baseline.accuracy,
+            best_model_path=best.train.model_path if best else self.base_model,
+            stop_reason=stop_reason,
+            elapsed_s=self.elapsed_s,
+            flow_run_id=flow_run_id,
+        )

@@ -1,0 +1,425 @@
+"""Typed values that cross stage boundaries: what each task takes and returns.
+
+One pydantic model per concept.  `IterationParams` is at once the iteration flow's parameter
+schema (so the Prefect UI renders a form), the planner's output schema and part of the cache key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "CampaignConfig",
+    "CampaignReport",
+    "DatasetCheck",
+    "DatasetSource",
+    "Diagnosis",
+    "Direction",
+    "EvalResult",
+    "FailedIteration",
+    "Finding",
+    "FindingKind",
+    "Hint",
+    "IterationContext",
+    "IterationParams",
+    "IterationResult",
+    "LiteratureReport",
+    "LiteratureRequest",
+    "LossPoint",
+    "Paper",
+    "PreparedDataset",
+    "Proposal",
+    "TrainFailure",
+    "TrainRequest",
+    "TrainResult",
+]
+
+
+class _Frozen(BaseModel):
+    # NaN losses are evidence for the diagnose stage: keep them through JSON round trips.
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+
+
+# ---------------------------------------------------------------- parameters ---------------
+
+
+class IterationParams(_Frozen):
+    """Everything the planner may choose for one research iteration, and nothing else.
+
+    The base model, the benchmark and its evaluator are deliberately absent: they are fixed per
+    campaign, so no proposal can swap them.
+    """
+
+    method: Literal["sft", "dpo", "grpo"] = Field(
+        "sft", description="Training method: SFT, DPO (preference pairs) or GRPO (rewards), all through TRL."
+    )
+    init_from: Literal["base", "best"] = Field(
+        "base", description="Train the campaign's base model, or continue training the best iteration's model."
+    )
+    datasets: tuple[str, ...] = Field(
+        ("arithmetic-direct",), min_length=1, description="Catalog datasets to train on, mixed."
+    )
+    max_train_samples: int = Field(480, ge=8, le=1_000_000, description="Rows kept after mixing.")
+    learning_rate: float = Field(1e-4, ge=1e-7, le=1e-2, description="Peak learning rate.")
+    max_steps: int = Field(60, ge=1, le=1_000_000, description="Optimizer steps.")
+    per_device_train_batch_size: int = Field(8, ge=1, le=4096)
+    gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
+    warmup_steps: int = Field(6, ge=0)
+    lr_scheduler_type: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
+    use_lora: bool = Field(False, description="Train a LoRA adapter (merged afterwards) instead of all weights.")
+    lora_r: int = Field(16, ge=1, le=1024)
+    lora_alpha: int = Field(32, ge=1, le=4096)
+    max_length: int = Field(256, ge=16, le=131_072, description="Token cap per training example.")
+    beta: float = Field(0.1, ge=0.0, le=10.0, description="DPO/GRPO: strength of the pull towards the reference model.")
+    reward_funcs: tuple[str, ...] = Field(
+        ("exact_answer", "format"),
+        min_length=1,
+        description="GRPO: registered reward functions (internflow.training.rewards) or 'module:function' paths.",
+    )
+    num_generations: int = Field(4, ge=2, le=256, description="GRPO: completions sampled per prompt.")
+    max_completion_length: int = Field(64, ge=1, le=131_072, description="GRPO: token cap per sampled completion.")
+    min_per_device_train_batch_size: int = Field(
+        1, ge=1, description="Out-of-memory back-off floor: the per-device batch is never halved below this."
+    )
+    seed: int = 0
+    dataset_weights: tuple[float, ...] = Field(
+        (), description="Mixing weight per dataset, in the order of `datasets` (empty: equal shares)."
+    )
+
+    @model_validator(mode="after")
+    def _one_weight_per_dataset(self) -> IterationParams:
+        if self.dataset_weights and len(self.dataset_weights) != len(self.datasets):
+            raise ValueError(f"dataset_weights: {len(self.dataset_weights)} weights for {len(self.datasets)} datasets")
+        if any(weight <= 0 for weight in self.dataset_weights):
+            raise ValueError(f"dataset_weights: each weight must be > 0, got {list(self.dataset_weights)}")
+        return self
+
+    @field_validator("datasets")
+    @classmethod
+    def _no_duplicate_datasets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"datasets: each dataset may appear once, got {list(value)}")
+        return value
+
+
+class CampaignConfig(_Frozen):
+    """What the user hands internflow: a base model, a benchmark and a budget."""
+
+    model: str = Field(
+        "smollm2-135m",
+        description="Base model: 'smollm2-135m' (embedded), a local HF folder, or a Hub id.",
+    )
+    benchmark: str = Field("arithmetic", description="Bundled benchmark to improve on.")
+    workspace: str = Field("internflow-workspace", description="Folder holding everything this campaign writes.")
+    time_budget_minutes: float = Field(12.0, gt=0, description="Wall-clock budget for the campaign.")
+    max_iterations: int = Field(3, ge=1, le=1000, description="Research iterations at most.")
+    eval_limit: int | None = Field(
+        200, ge=1, description="Eval subset size during the campaign (None: whole test split)."
+    )
+    planner: str = Field(
+        "search",
+        description="Planner spec: search | bundled[:<folder>] | openai:<base_url>:<model> | hf:<model> | "
+        "litellm:<model> | transformers:<folder>.",
+    )
+    mcp_config: str | None = Field(None, description="YAML file of MCP servers whose tools the LLM planner may use.")
+    digest_tokens: int = Field(1000, ge=50, description="Token budget of the campaign digest the planner reads.")
+    recipe: str = Field("sft/default", description="Recipe the planner starts from (<method>/<variant>).")
+    seed: int = 0
+    push_to_hub: bool = Field(False, description="Upload the best model folder (with its model card) to the Hub.")
+    hub_repo_id: str | None = Field(None, description="Hub repository for push_to_hub, e.g. 'user/model' (private).")
+    approval_gpu_hours: float | None = Field(
+        None, ge=0, description="Pause for approval before an iteration estimated above this many GPU-hours."
+    )
+    approval_usd: float | None = Field(None, ge=0, description="Pause for approval above this estimated cost.")
+    gpu_usd_per_hour: float = Field(
+        0.0, ge=0, description="Price of the training hardware per hour, for approval_usd and money_budget_usd."
+    )
+    money_budget_usd: float | None = Field(
+        None, gt=0, description="Stop before an iteration whose estimated cost exceeds what is left of this."
+    )
+    training_backend: Literal["local", "hf-jobs"] = Field(
+        "local", description="Where training runs: a local child process, or Hugging Face Jobs (INTERNFLOW_HF_JOBS_*)."
+    )
+    approval_timeout_s: int = Field(3600, ge=1, description="How long a paused run waits for an answer.")
+    approval_default: Literal["approve", "reject"] = Field(
+        "reject", description="What an unanswered approval becomes after the timeout."
+    )
+
+    @model_validator(mode="after")
+    def _push_needs_a_repo(self) -> CampaignConfig:
+        if self.push_to_hub and not self.hub_repo_id:
+            raise ValueError("hub_repo_id: push_to_hub is on, so name the Hub repository (e.g. 'user/model')")
+        return self
+
+
+# ---------------------------------------------------------------- literature ---------------
+
+
+class LiteratureRequest(_Frozen):
+    query: str = Field(min_length=1)
+    max_results: int = Field(5, ge=1, le=100)
+    cache_dir: Path
+    hf_papers: bool = Field(True, description="Also search Hugging Face Papers.")
+    citation_depth: int = Field(1, ge=0, le=3, description="Hops through Semantic Scholar's citation graph.")
+    max_citations: int = Field(10, ge=0, le=200, description="Papers the citation walk may add at most.")
+    read_top: int = Field(2, ge=0, le=20, description="Top-ranked papers whose HTML method sections are read.")
+
+
+class Paper(_Frozen):
+    arxiv_id: str
+    title: str
+    summary: str
+    url: str
+    published: str = ""
+    found_by: tuple[str, ...] = Field((), description="Where it was found: arxiv, hf-papers, citations of X.")
+    score: float = Field(0.0, description="Relevance to the campaign goal (higher is closer).")
+    why: str = Field("", description="Why it ranked where it did.")
+
+
+class Hint(_Frozen):
+    """Something actionable a paper says, with the passage it came from."""
+
+    kind: Literal["method", "hyperparameter", "dataset"]
+    name: str
+    value: str = ""
+    paper: str = Field(description="arXiv id of the paper the passage is from.")
+    section: str = ""
+    passage: str
+
+
+class LiteratureReport(_Frozen):
+    query: str
+    status: Literal["online", "cached", "offline"]
+    papers: tuple[Paper, ...] = ()
+    note: str = ""
+    hints: tuple[Hint, ...] = ()
+    sources: dict[str, str] = Field(default_factory=dict, description="What each service returned, or why not.")
+
+
+# ---------------------------------------------------------------- data ---------------------
+
+
+class DatasetSource(_Frozen):
+    name: str
+    path: str
+    rows_used: int
+    sha256: str
+
+
+class DatasetCheck(_Frozen):
+    """What the quality checks and the decontamination gate did to one dataset."""
+
+    name: str
+    format: str
+    rows_in: int
+    rows_kept: int
+    rejected: dict[str, int] = Field(default_factory=dict)
+    contaminated_rows: int = 0
+    contamination_ratio: float = 0.0
+    blocked: bool = Field(False, description="The whole dataset was kept out of training.")
+    note: str = ""
+
+
+class PreparedDataset(_Frozen):
+    """Training rows in the TRL conversational format the method needs, written as JSONL."""
+
+    path: str
+    format: Literal["conversational_prompt_completion", "conversational_preference", "conversational_prompt_only"] = (
+        "conversational_prompt_completion"
+    )
+    rows: int
+    sources: tuple[DatasetSource, ...]
+    rejected: dict[str, int] = Field(default_factory=dict, description="Dropped rows by reason.")
+    fingerprint: str
+    checks: tuple[DatasetCheck, ...] = ()
+    quarantine_path: str | None = Field(None, description="JSONL of every rejected row with its reason.")
+
+
+# ---------------------------------------------------------------- training -----------------
+
+
+class TrainRequest(_Frozen):
+    init_model: str = Field(description="The model training starts from: the base model or the best so far.")
+    init_fingerprint: str
+    data: PreparedDataset
+    params: IterationParams
+    checkpoint_dir: str
+    model_dir: str
+    trackio_dir: str
+    trackio_project: str
+    run_name: str
+    benchmark: str = Field("arithmetic", description="Benchmark whose answer extractor the GRPO rewards use.")
+    backend: str = Field("local", description="Where training runs: 'local' (child process) or 'hf-jobs'.")
+
+
+class TrainFailure(_Frozen):
+    """Why a training run failed, written by the training process for the diagnose stage."""
+
+    kind: Literal["out_of_memory", "error"]
+    message: str
+    attempts: tuple[str, ...] = Field((), description="Batch settings tried, in order (OOM back-off).")
+
+
+class LossPoint(_Frozen):
+    step: int
+    loss: float
+
+
+class TrainResult(_Frozen):
+    model_path: str
+    steps: int
+    losses: tuple[LossPoint, ...]
+    final_loss: float | None
+    rewards: tuple[LossPoint, ...] = Field((), description="GRPO: mean reward per logged step.")
+    per_device_train_batch_size: int | None = Field(None, description="Batch actually used (after OOM back-off).")
+    gradient_accumulation_steps: int | None = None
+    resumed_from_step: int | None = Field(None, description="Checkpoint step a re-run continued from (after a crash).")
+    runtime_s: float
+    trackio_project: str
+    trackio_run: str
+    checkpoint_dir: str
+
+
+# ---------------------------------------------------------------- evaluation ---------------
+
+
+class EvalResult(_Frozen):
+    label: str
+    benchmark: str
+    accuracy: float
+    n: int
+    n_correct: int
+    ci_low: float
+    ci_high: float
+    unparseable: int = Field(description="Outputs from which no answer could be extracted.")
+    samples_path: str
+    runtime_s: float
+
+
+# ---------------------------------------------------------------- diagnosis ----------------
+
+
+FindingKind = Literal[
+    "nan_loss",
+    "divergence",
+    "no_learning",
+    "format_failure",
+    "improved",
+    "no_change",
+    "regressed",
+    "loss_spike",
+    "overfitting",
+    "reward_collapse",
+    "kl_blowup",
+    "length_collapse",
+    "regressed_vs_best",
+    "out_of_memory",
+    "train_failed",
+    "stage_failed",
+]
+
+# What the planner can do about a finding: one step in parameter space, or a change of course.
+Direction = Literal[
+    "lower_lr",
+    "raise_lr",
+    "more_steps",
+    "fewer_steps",
+    "change_data",
+    "fix_format",
+    "raise_beta",
+    "use_lora",
+    "switch_method",
+    "return_to_best",
+    "change_direction",
+    "keep_direction",
+]
+
+
+class Finding(_Frozen):
+    kind: FindingKind
+    severity: Literal["info", "warning", "error"]
+    message: str
+    suggestion: str = ""
+    direction: Direction | None = Field(None, description="The planner's next move, as a structured hint.")
+    evidence: dict[str, float] = Field(default_factory=dict, description="The numbers the finding rests on.")
+    steps: tuple[int, ...] = Field((), description="Training steps where it shows.")
+    detector: str = Field("", description="Registered detector (internflow.diagnostics) that produced it.")
+
+
+class Diagnosis(_Frozen):
+    verdict: Literal["improved", "no_change", "regressed", "failed"]
+    gain_vs_baseline: float
+    gain_vs_best: float | None
+    findings: tuple[Finding, ...]
+
+
+# ---------------------------------------------------------------- iteration / campaign -----
+
+
+class IterationContext(_Frozen):
+    """What an iteration needs from its campaign besides its own parameters."""
+
+    index: int = Field(ge=1)
+    workspace: str
+    base_model: str
+    base_fingerprint: str
+    benchmark: str
+    eval_limit: int | None
+    seed: int = 0
+    baseline: EvalResult
+    best: EvalResult | None = None
+    best_model: str | None = Field(None, description="Folder of the best iteration's model, for init_from='best'.")
+    best_run: str | None = Field(None, description="Content-addressed run name of that model.")
+    backend: str = Field("local", description="Training backend (internflow.execution) for this iteration.")
+
+
+class Proposal(_Frozen):
+    params: IterationParams
+    rationale: str
+    evidence: tuple[str, ...] = ()
+    source: str = Field("", description="Which planner (or fallback) produced it.")
+    guard_action: Literal["accept", "reject", "force"] = Field(
+        "accept", description="What the doom-loop guard did: accepted, rejected once then accepted, or forced."
+    )
+    guard_reasons: str = Field("", description="The guard's detections, when it intervened.")
+
+
+class IterationResult(_Frozen):
+    index: int
+    params: IterationParams
+    rationale: str = ""
+    flow_run_id: str | None = None
+    literature: LiteratureReport
+    data: PreparedDataset
+    train: TrainResult
+    evaluation: EvalResult
+    diagnosis: Diagnosis
+    wall_s: float
+
+
+class FailedIteration(_Frozen):
+    """An iteration that raised: kept in the record so the planner never re-proposes it blindly."""
+
+    index: int
+    params: IterationParams
+    rationale: str = ""
+    error: str
+    flow_run_id: str | None = None
+    findings: tuple[Finding, ...] = Field((), description="Typed reasons (out_of_memory, train_failed, ...).")
+
+
+class CampaignReport(_Frozen):
+    config: CampaignConfig
+    base_model: str
+    baseline: EvalResult
+    iterations: tuple[IterationResult, ...]
+    failures: tuple[FailedIteration, ...] = ()
+    best_iteration: int | None
+    best_score: float
+    best_model_path: str
+    stop_reason: str
+    elapsed_s: float
+    flow_run_id: str | None = None

@@ -1,0 +1,252 @@
+"""Plumbing every training method shares, written once: arguments, data, model loading,
+checkpoint resume, trackio logging, OOM back-off, saving and the typed result.
+
+A method module (`sft`, `dpo`, `grpo`) adds only its config class and how to build its trainer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from transformers import TrainerCallback
+
+from internflow.schemas import LossPoint, TrainFailure, TrainRequest, TrainResult
+from internflow.training import FAILURE_FILE, RESULT_FILE, RESULT_MARKER, get_method
+from internflow.training.oom import OutOfMemoryFailure, train_with_backoff
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import Trainer, TrainerControl, TrainerState, TrainingArguments
+
+__all__ = [
+    "RecipeFields",
+    "TrackioSteps",
+    "base_arguments",
+    "last_checkpoint",
+    "lora_config",
+    "main",
+    "run_training",
+]
+
+
+@dataclass
+class RecipeFields:
+    """internflow's fields on top of each TRL config (mixed into `sft`/`dpo`/`grpo` configs)."""
+
+    use_lora: bool = field(default=False, metadata={"help": "Train a LoRA adapter (merged when saving)."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator."})
+    min_per_device_train_batch_size: int = field(
+        default=1, metadata={"help": "OOM back-off floor for the per-device batch."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.min_per_device_train_batch_size < 1:
+            raise ValueError("min_per_device_train_batch_size: must be at least 1")
+        super().__post_init__()  # type: ignore[misc]  # the TRL config that follows in the MRO
+
+
+def last_checkpoint(output_dir: Path) -> str | None:
+    """The newest complete checkpoint (one a kill -9 interrupted lacks trainer_state.json)."""
+    complete = [p for p in output_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return str(max(complete, key=lambda p: int(p.name.split("-")[-1]))) if complete else None
+
+
+def base_arguments(request: TrainRequest) -> dict[str, Any]:
+    """TrainingArguments every method shares, from the iteration's parameters."""
+    import torch
+
+    params = request.params
+    on_cpu = not torch.cuda.is_available()
+    return {
+        "output_dir": request.checkpoint_dir,
+        "run_name": request.run_name,
+        "project": request.trackio_project,
+        "report_to": "none",  # trackio through `TrackioSteps`, which survives a resume
+        "max_steps": params.max_steps,
+        "per_device_train_batch_size": params.per_device_train_batch_size,
+        "gradient_accumulation_steps": params.gradient_accumulation_steps,
+        "learning_rate": params.learning_rate,
+        "lr_scheduler_type": params.lr_scheduler_type,
+        "warmup_steps": params.warmup_steps,
+        "seed": params.seed,
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        # A checkpoint every fifth of the run: a crash loses at most that much.
+        "save_steps": max(10, params.max_steps // 5),
+        "save_total_limit": 1,
+        "use_cpu": on_cpu,
+        "bf16": not on_cpu and torch.cuda.is_bf16_supported(),
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+        "use_lora": params.use_lora,
+        "lora_r": params.lora_r,
+        "lora_alpha": params.lora_alpha,
+        "min_per_device_train_batch_size": params.min_per_device_train_batch_size,
+    }
+
+
+def lora_config(config: RecipeFields) -> LoraConfig | None:
+    from peft import LoraConfig
+
+    if not config.use_lora:
+        return None
+    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM")
+
+
+def load_training_data(request: TrainRequest, columns: tuple[str, ...]) -> Dataset:
+    from datasets import load_dataset
+
+    cache = str(Path(request.checkpoint_dir) / "hf-datasets")
+    dataset = load_dataset("json", data_files=request.data.path, split="train", cache_dir=cache)
+    missing = [c for c in columns if c not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"data: {request.data.path} lacks column(s) {missing} that method {request.params.method!r} needs "
+            f"(expected {list(columns)}, found {dataset.column_names})"
+        )
+    return dataset
+
+
+class TrackioSteps(TrainerCallback):
+    """Logs to trackio at the trainer's global step, each step exactly once, across resumes.
+
+    transformers' own TrackioCallback lets trackio number the steps, so a resumed run logs the
+    replayed steps again under new numbers.  This one skips steps trackio already holds, and
+    backfills from the checkpoint's log history the steps a kill -9 kept trackio from writing.
+    One instance serves every OOM retry of a run.
+    """
+
+    def __init__(self, project: str, run: str, config: dict[str, Any]) -> None:
+        self.project, self.run, self.config = project, run, config
+        self._logged_through: int | None = None
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        import trackio
+        from trackio.sqlite_storage import SQLiteStorage
+
+        if self._logged_through is None:
+            self._logged_through = SQLiteStorage.get_max_step_for_run(self.project, self.run) or 0
+            trackio.init(project=self.project, name=self.run, resume="allow", config=self.config)
+        for entry in state.log_history:  # restored from the checkpoint when resuming
+            self._log(entry)
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._log({**(logs or {}), "step": state.global_step})
+
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        import trackio
+
+        trackio.finish()
+
+    def _log(self, entry: dict[str, Any]) -> None:
+        import trackio
+        from transformers.integrations.integration_utils import rewrite_logs
+
+        step = entry.get("step")
+        # The end-of-training summary (train_runtime, ...) repeats the last step: it goes to result.json.
+        if not isinstance(step, int) or step <= (self._logged_through or 0) or "train_runtime" in entry:
+            return
+        metrics = {k: v for k, v in entry.items() if k != "step" and isinstance(v, int | float)}
+        trackio.log(rewrite_logs(metrics), step=step)
+        self._logged_through = step
+
+
+def run_training(request: TrainRequest) -> TrainResult:
+    from internflow.models import load_model_and_tokenizer
+
+    params = request.params
+    method = get_method(params.method)
+    started = time.monotonic()
+    output_dir = Path(request.checkpoint_dir)
+    dataset = load_training_data(request, method.required_columns)
+    arguments = base_arguments(request)
+    tracker = TrackioSteps(request.trackio_project, request.run_name, params.model_dump(mode="json"))
+    resumed_from = last_checkpoint(output_dir)  # a crashed earlier run of this same request
+
+    def build_trainer(batch_size: int, accumulation: int) -> Trainer:
+        config = method.make_config(
+            request,
+            arguments | {"per_device_train_batch_size": batch_size, "gradient_accumulation_steps": accumulation},
+        )
+        model, tokenizer = load_model_and_tokenizer(request.init_model)
+        return method.make_trainer(model, tokenizer, dataset, config, request, [tracker])
+
+    trainer, batch_size, accumulation = train_with_backoff(
+        build_trainer,
+        batch_size=params.per_device_train_batch_size,
+        accumulation=params.gradient_accumulation_steps,
+        floor=params.min_per_device_train_batch_size,
+        checkpoint=lambda: last_checkpoint(output_dir),
+    )
+
+    model_path = _save(trainer, Path(request.model_dir), merge_lora=params.use_lora)
+    history = trainer.state.log_history
+    losses = tuple(LossPoint(step=int(e["step"]), loss=float(e["loss"])) for e in history if "loss" in e)
+    rewards = tuple(LossPoint(step=int(e["step"]), loss=float(e["reward"])) for e in history if "reward" in e)
+    return TrainResult(
+        model_path=str(model_path),
+        steps=trainer.state.global_step,
+        losses=losses,
+        final_loss=losses[-1].loss if losses else None,
+        rewards=rewards,
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=accumulation,
+        resumed_from_step=int(resumed_from.rsplit("-", 1)[-1]) if resumed_from else None,
+        runtime_s=time.monotonic() - started,
+        trackio_project=request.trackio_project,
+        trackio_run=request.run_name,
+        checkpoint_dir=str(output_dir),
+    )
+
+
+def _save(trainer: Trainer, model_path: Path, *, merge_lora: bool) -> Path:
+    """A plain HF model folder (a LoRA adapter merged in), whatever the method."""
+    trained = trainer.model
+    assert trained is not None
+    if merge_lora:
+        trained = trained.merge_and_unload()  # type: ignore[operator]  # a PeftModel here
+    trained.save_pretrained(model_path)  # type: ignore[operator]
+    assert trainer.processing_class is not None
+    trainer.processing_class.save_pretrained(model_path)
+    return model_path
+
+
+def main(argv: list[str]) -> int:
+    """`python -m internflow.training REQUEST.json`: result.json on success, failure.json otherwise."""
+    if len(argv) != 2:
+        print("usage: python -m internflow.training REQUEST.json", file=sys.stderr)
+        return 2
+    request = TrainRequest.model_validate_json(Path(argv[1]).read_text())
+    output_dir = Path(request.checkpoint_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        result = run_training(request)
+    except OutOfMemoryFailure as error:
+        (output_dir / FAILURE_FILE).write_text(error.failure.model_dump_json(indent=2))
+        print(f"internflow: {error.failure.message}", file=sys.stderr, flush=True)
+        return 3
+    except Exception as error:
+        failure = TrainFailure(kind="error", message=f"{type(error).__name__}: {error}")
+        (output_dir / FAILURE_FILE).write_text(failure.model_dump_json(indent=2))
+        raise
+    (output_dir / RESULT_FILE).write_text(result.model_dump_json(indent=2))
+    print(RESULT_MARKER + json.dumps(result.model_dump(mode="json")), flush=True)
+    return 0
