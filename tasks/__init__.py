@@ -1,0 +1,2 @@
+"""Prefect tasks, one module per research-iteration stage:
+literature → dataset → train → evaluate → diagnose."""

@@ -1,0 +1,72 @@
+"""Literature stage: what others tried for the campaign's goal, so the planner can cite it.
+
+arXiv and Hugging Face Papers search, a bounded walk of the citation graph, and the method
+sections of the top papers (internflow/literature/).  Searching is a nicety, not a requirement:
+this stage never fails an iteration; offline, it says so and serves what the caches hold.
+"""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from internflow.literature.arxiv_search import DEFAULT_TIMEOUT_S, arxiv_client, search_arxiv
+from internflow.literature.survey import Services, survey
+from internflow.schemas import LiteratureReport, LiteratureRequest
+
+__all__ = ["DEFAULT_TIMEOUT_S", "arxiv_client", "literature_markdown", "search_arxiv", "survey_literature"]
+
+
+def _cell(text: str, limit: int = 1000) -> str:
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[:limit].rstrip() + "…"
+
+
+def literature_markdown(report: LiteratureReport) -> str:
+    """What was read, why each paper ranked, and the hints found, with their passages."""
+    head = f"# Literature: {_cell(report.query)}\n\n**Status:** {report.status}. {report.note}\n\n"
+    services = "".join(f"- **{name}**: {_cell(note, 300)}\n" for name, note in report.sources.items())
+    rows = [
+        f"| {rank} | [{_cell(p.title)}]({p.url}) | {p.published} | {p.score:.2f} | {_cell(p.why, 200)} "
+        f"| {_cell(p.summary, 200)} |"
+        for rank, p in enumerate(report.papers, start=1)
+    ]
+    table = (
+        "| # | Paper | Published | Score | Why it ranked | Summary |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
+        if rows
+        else "No papers."
+    )
+    hints = [
+        f"| {h.kind} | {h.name} | {_cell(h.value)} | {h.paper} §{_cell(h.section, 60)} | {_cell(h.passage, 300)} |"
+        for h in report.hints
+    ]
+    hint_table = (
+        "\n\n## Hints\n\n| kind | name | value | from | passage |\n|---|---|---|---|---|\n" + "\n".join(hints)
+        if hints
+        else ""
+    )
+    return head + (f"## Sources\n\n{services}\n" if services else "") + table + hint_table + "\n"
+
+
+# retries=1: survey() never raises, so a retry only covers a failed artifact upload.  NO_CACHE:
+# the disk caches already dedupe queries, and an "offline" result must not be replayed once online.
+@task(name="literature", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def survey_literature(request: LiteratureRequest, services: Services | None = None) -> LiteratureReport:
+    report = survey(request, services)
+    logger = get_run_logger()
+    log = logger.warning if report.status == "offline" else logger.info
+    log(
+        "literature %s: %d papers, %d hints for %r. %s",
+        report.status,
+        len(report.papers),
+        len(report.hints),
+        report.query,
+        report.note,
+    )
+    create_markdown_artifact(
+        key="literature",  # artifact keys: lowercase letters, digits and dashes only
+        markdown=literature_markdown(report),
+        description=f"{len(report.papers)} papers, {len(report.hints)} hints ({report.status})",
+    )
+    return report

@@ -1,0 +1,146 @@
+"""Planning stage: read the campaign's history from Prefect, ask the planner, let the doom-loop
+guard review the proposal (re-ask once, then force a change of direction), and record it all.
+
+Artifacts: `proposal` (this iteration's decision), `guard-intervention` (each time the guard
+acts) and `planner-log` (the campaign so far: proposal, why, guard action, outcome per iteration).
+"""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from agent.digest import build_digest, read_iteration_records, records_from_results
+from agent.guard import DoomLoopGuard, GuardReview, IterationRecord, allowed_methods, signature
+from agent.planner import PlannerState, get_planner
+from internflow.schemas import Proposal
+
+__all__ = [
+    "campaign_records",
+    "close_planner_log",
+    "plan_next_iteration",
+    "planner_log_markdown",
+    "publish_planner_log",
+]
+
+
+def campaign_records(state: PlannerState) -> tuple[list[IterationRecord], str]:
+    """The campaign's iterations from Prefect's run history (joined with the typed results), and
+    where they came from.  Only when the API cannot be read are the campaign's own results used,
+    and that is logged and shown in the artifacts, never silent."""
+    campaign_run_id = flow_run.id
+    expected = len(state.history) + len(state.failures)
+    if campaign_run_id:
+        try:
+            records = read_iteration_records(campaign_run_id, state.history)
+            if len(records) >= expected:
+                return records, f"Prefect run history of flow run {campaign_run_id}"
+            problem = f"Prefect returned {len(records)} of {expected} iterations"
+        except Exception as error:
+            problem = f"Prefect API unreadable ({type(error).__name__}: {error})"
+    else:
+        problem = "not running inside a Prefect flow run"
+    get_run_logger().warning("planner history: %s; using the campaign's own results instead", problem)
+    return records_from_results(state.history, state.failures), f"campaign results ({problem})"
+
+
+def _review(guard: DoomLoopGuard, proposal: Proposal, records: list[IterationRecord], baseline: float) -> GuardReview:
+    return guard.review(proposal.params, records, baseline)
+
+
+@task(name="plan", cache_policy=NO_CACHE)
+def plan_next_iteration(state: PlannerState) -> Proposal | None:
+    records, source = campaign_records(state)
+    digest = build_digest(records, state.baseline.accuracy, token_budget=state.config.digest_tokens)
+    literature = state.literature or (state.history[-1].literature if state.history else None)
+    state = state.model_copy(update={"records": tuple(records), "digest": digest.text, "literature": literature})
+    planner, guard, baseline = get_planner(state.config), DoomLoopGuard(), state.baseline.accuracy
+    index = len(records) + 1
+
+    proposal = planner.propose(state)
+    if proposal is not None and not (review := _review(guard, proposal, records, baseline)).ok:
+        _intervention(index, "reject", proposal, review)
+        retry_state = state.model_copy(update={"feedback": review.reasons(), "rejected": (signature(proposal.params),)})
+        retry = planner.propose(retry_state)
+        if retry is not None and _review(guard, retry, records, baseline).ok:
+            proposal = retry.model_copy(update={"guard_action": "reject", "guard_reasons": review.reasons()})
+        else:
+            insisted = retry or proposal
+            insisted_review = _review(guard, insisted, records, baseline) if retry else review
+            forced = guard.force_change(
+                insisted.params, records, insisted_review, {m: state.datasets_for(m) for m in allowed_methods()}
+            )
+            if forced is None:
+                proposal = None
+                _intervention(index, "stop", insisted, insisted_review)
+            else:
+                proposal = Proposal(
+                    params=forced,
+                    rationale=f"guard forced a change of direction after: {insisted_review.reasons()}",
+                    evidence=(f"planner insisted on {signature(insisted.params)}",),
+                    source=f"guard (over {insisted.source or 'planner'})",
+                    guard_action="force",
+                    guard_reasons=insisted_review.reasons(),
+                )
+                _intervention(index, "force", proposal, insisted_review)
+
+    _publish_proposal(index, proposal, source, digest.tokens)
+    publish_planner_log(records, proposal, state.baseline.accuracy)
+    return proposal
+
+
+def _intervention(index: int, action: str, proposal: Proposal, review: GuardReview) -> None:
+    detections = "\n".join(f"- **{d.kind}**: {d.message}" for d in review.detections)
+    create_markdown_artifact(
+        key="guard-intervention",
+        markdown=f"## Guard: {action} (iteration {index})\n\nProposal `{signature(proposal.params)}`\n\n{detections}",
+        description=f"Doom-loop guard {action}",
+    )
+
+
+def _publish_proposal(index: int, proposal: Proposal | None, source: str, digest_tokens: int) -> None:
+    if proposal is None:
+        markdown = "## No proposal\n\nThe planner (and the guard) found nothing left worth trying."
+    else:
+        evidence = "\n".join(f"- {item}" for item in proposal.evidence) or "- (none given)"
+        markdown = (
+            f"## Proposal for iteration {index} (by {proposal.source or 'planner'})\n\n"
+            f"**Why:** {proposal.rationale}\n\n**Evidence:**\n{evidence}\n\n"
+            f"**Guard:** {proposal.guard_action} {proposal.guard_reasons}\n\n"
+            f"```json\n{proposal.params.model_dump_json(indent=2)}\n```\n\n"
+            f"History read from: {source}; digest {digest_tokens} tokens."
+        )
+    create_markdown_artifact(key="proposal", markdown=markdown, description="Planner proposal")
+
+
+def planner_log_markdown(records: list[IterationRecord], pending: Proposal | None, baseline: float) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "/").replace("\n", " ")[:300]
+
+    rows = ["| # | proposal | why | guard | outcome |", "|---|---|---|---|---|"]
+    for r in records:
+        outcome = f"failed: {r.failure_class or r.state}" if r.failed else f"{r.accuracy:.1%} ({r.verdict})"
+        rows.append(f"| {r.index} | `{signature(r.params)}` | {cell(r.rationale)} | {r.guard_action} | {outcome} |")
+    if pending is not None:
+        rows.append(
+            f"| {len(records) + 1} | `{signature(pending.params)}` | {cell(pending.rationale)} | "
+            f"{pending.guard_action} | (running) |"
+        )
+    return f"## Planner log\n\nBaseline {baseline:.1%}.\n\n" + "\n".join(rows)
+
+
+def publish_planner_log(records: list[IterationRecord], pending: Proposal | None, baseline: float) -> None:
+    create_markdown_artifact(
+        key="planner-log",
+        markdown=planner_log_markdown(records, pending, baseline),
+        description="Per iteration: what the planner proposed, why, what the guard did, the outcome",
+    )
+
+
+@task(name="planner-log", cache_policy=NO_CACHE)
+def close_planner_log(state: PlannerState) -> None:
+    """The campaign's last word on its planner: every iteration with its outcome."""
+    records, _ = campaign_records(state)
+    publish_planner_log(records, None, state.baseline.accuracy)

@@ -1,0 +1,91 @@
+"""Reporting stage: the campaign leaderboard artifact and `report.json` in the workspace.
+
+Called after every iteration, so a crash mid-campaign still leaves an up-to-date report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from internflow.schemas import CampaignReport
+
+__all__ = ["leaderboard_rows", "publish_report"]
+
+
+def leaderboard_rows(report: CampaignReport) -> list[dict[str, object]]:
+    base = report.baseline
+    rows: list[dict[str, object]] = [
+        {
+            "iteration": "baseline",
+            "verdict": "-",
+            "accuracy": round(base.accuracy, 4),
+            "ci95": f"[{base.ci_low:.3f}, {base.ci_high:.3f}]",
+            "gain": 0.0,
+            "method": "-",
+            "datasets": "-",
+            "lr": "-",
+            "steps": "-",
+            "init": "-",
+            "lora": "-",
+            "wall_s": round(base.runtime_s),
+            "model": report.base_model,
+        }
+    ]
+    for result in sorted(report.iterations, key=lambda r: -r.evaluation.accuracy):
+        p, e = result.params, result.evaluation
+        rows.append(
+            {
+                "iteration": result.index,
+                "verdict": result.diagnosis.verdict,
+                "accuracy": round(e.accuracy, 4),
+                "ci95": f"[{e.ci_low:.3f}, {e.ci_high:.3f}]",
+                "gain": round(result.diagnosis.gain_vs_baseline, 4),
+                "method": p.method,
+                "datasets": "+".join(p.datasets),
+                "lr": p.learning_rate,
+                "steps": p.max_steps,
+                "init": p.init_from,
+                "lora": p.use_lora,
+                "wall_s": round(result.wall_s),
+                "model": result.train.model_path,
+            }
+        )
+    for failure in report.failures:
+        rows.append(
+            {
+                "iteration": failure.index,
+                "verdict": "failed",
+                "accuracy": None,
+                "ci95": "-",
+                "gain": None,
+                "method": failure.params.method,
+                "datasets": "+".join(failure.params.datasets),
+                "lr": failure.params.learning_rate,
+                "steps": failure.params.max_steps,
+                "init": failure.params.init_from,
+                "lora": failure.params.use_lora,
+                "wall_s": None,
+                "model": failure.error[:120],
+            }
+        )
+    return rows
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def publish_report(report: CampaignReport, path: Path) -> Path:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(report.model_dump_json(indent=2))
+    tmp.replace(path)  # atomic: a reader never sees half a report
+    create_table_artifact(
+        key="leaderboard",
+        table=leaderboard_rows(report),
+        description=(
+            f"Best: iteration {report.best_iteration} at {report.best_score:.1%} "
+            f"(baseline {report.baseline.accuracy:.1%}). Stop reason: {report.stop_reason}"
+        ),
+    )
+    return path

@@ -1,0 +1,78 @@
+"""Training stage: run the request on its execution backend and return the typed result.
+
+The backend (`internflow.execution`: a local child process by default, or Hugging Face Jobs)
+streams noteworthy output into the Prefect task log.  The `gpu` global concurrency limit keeps
+one training job per GPU across every flow on the Prefect server (create it with
+`prefect gcl create gpu --limit 1`; without it the stage runs unthrottled).  Cached on the request
+(base model fingerprint, data fingerprint, parameters), so an identical iteration re-run is served
+from Prefect's persisted result, and a re-run after a crash resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+from prefect.concurrency.sync import concurrency
+from prefect.logging import get_run_logger
+
+from internflow.execution import TrainingFailed, get_backend
+from internflow.schemas import IterationParams, PreparedDataset, TrainRequest, TrainResult
+from internflow.workspace import Workspace
+
+__all__ = ["GPU_LIMIT", "TrainingFailed", "build_train_request", "train_model"]
+
+GPU_LIMIT = "gpu"
+
+
+def build_train_request(
+    init_model: str,
+    init_fingerprint: str,
+    data: PreparedDataset,
+    params: IterationParams,
+    workspace: Workspace,
+    benchmark: str,
+    backend: str = "local",
+) -> TrainRequest:
+    """Content-addressed run name: the same starting model, data and parameters give the same run
+    (so its checkpoints are found again after a crash)."""
+    identity = f"{init_fingerprint}|{data.fingerprint}|{params.model_dump_json()}"
+    run_name = f"{params.method}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+    return TrainRequest(
+        init_model=init_model,
+        init_fingerprint=init_fingerprint,
+        data=data,
+        params=params,
+        checkpoint_dir=str(workspace.checkpoints_dir / run_name),
+        model_dir=str(workspace.models_dir / run_name),
+        trackio_dir=str(workspace.trackio_dir),
+        trackio_project="internflow",
+        run_name=run_name,
+        benchmark=benchmark,
+        backend=backend,
+    )
+
+
+@task(name="train", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, retries=1, retry_delay_seconds=5)
+def train_model(request: TrainRequest) -> TrainResult:
+    logger = get_run_logger()
+    backend = get_backend(request.backend)
+    with concurrency(GPU_LIMIT, occupy=1, strict=False):
+        result = backend.run(request, logger.info)
+    _publish(result)
+    return result
+
+
+def _publish(result: TrainResult) -> None:
+    # A thinned loss curve: enough points to see the shape without flooding the artifact.
+    stride = max(1, len(result.losses) // 20)
+    create_table_artifact(
+        key="train-loss",
+        table=[{"step": p.step, "loss": round(p.loss, 4)} for p in result.losses[::stride]],
+        description=(
+            f"{result.steps} steps in {result.runtime_s:.0f}s; final loss {result.final_loss}; "
+            f"model {result.model_path}; trackio {result.trackio_project}/{result.trackio_run}"
+        ),
+    )
