@@ -1,0 +1,1 @@
+"""The decision side: planners propose each next iteration's parameters."""

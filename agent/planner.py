@@ -1,0 +1,110 @@
+"""The planner interface and registry.
+
+A planner sees the campaign so far (`PlannerState`) and proposes the next iteration's parameters
+as a validated `IterationParams`, with its rationale, or None when nothing is left worth trying.
+It can only emit parameters: the base model, benchmark and evaluator are not in its reach.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from agent.guard import IterationRecord
+from internflow.schemas import (
+    CampaignConfig,
+    EvalResult,
+    FailedIteration,
+    IterationParams,
+    IterationResult,
+    LiteratureReport,
+    Proposal,
+)
+
+__all__ = ["PLANNERS", "Planner", "PlannerState", "UnknownPlannerError", "get_planner", "load_recipe"]
+
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "internflow" / "recipes"
+
+
+class UnknownPlannerError(ValueError):
+    pass
+
+
+class PlannerState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    config: CampaignConfig
+    baseline: EvalResult
+    history: tuple[IterationResult, ...]
+    failures: tuple[FailedIteration, ...] = ()
+    literature: LiteratureReport | None = None
+    datasets: tuple[str, ...]  # catalog datasets meant for this benchmark
+    default_datasets: tuple[str, ...]
+    # Per training method, the datasets that can train it and pass the quality and decontamination
+    # gate (screened once at preflight): moves never pick data the dataset stage would refuse.
+    datasets_by_method: dict[str, tuple[str, ...]] = {}
+    # Filled in by the plan task: the digest of Prefect's run history, and the guard's feedback
+    # (with the canonical signatures it rejected) when it re-asks the planner.
+    digest: str = ""
+    records: tuple[IterationRecord, ...] = ()
+    feedback: str = ""
+    rejected: tuple[str, ...] = ()
+
+    def datasets_for(self, method: str) -> tuple[str, ...]:
+        """The datasets a proposal with this method may use (all of them when not screened)."""
+        return self.datasets_by_method.get(method, ()) if self.datasets_by_method else self.datasets
+
+
+class Planner(Protocol):
+    def propose(self, state: PlannerState) -> Proposal | None: ...
+
+
+def load_recipe(model: str, recipe: str, datasets: tuple[str, ...]) -> IterationParams:
+    """`<method>/<variant>` for the model's recipe folder (or `default/`), as validated parameters."""
+    method, _, variant = recipe.partition("/")
+    for folder in (model, "default"):
+        path = RECIPES_DIR / folder / method / f"config_{variant or 'default'}.yaml"
+        if path.is_file():
+            values = yaml.safe_load(path.read_text()) or {}
+            return IterationParams.model_validate({"method": method, "datasets": datasets} | values)
+    known = sorted(str(p.relative_to(RECIPES_DIR)) for p in RECIPES_DIR.glob("*/*/config_*.yaml"))
+    raise ValueError(f"recipe: no recipe {recipe!r} for model {model!r}; known: {', '.join(known)}")
+
+
+def _search_policy(config: CampaignConfig) -> Planner:
+    from agent.search_policy import SearchPolicy
+
+    return SearchPolicy()
+
+
+def _llm_planner(config: CampaignConfig) -> Planner:
+    from agent.backends import make_planner
+
+    return make_planner(config)
+
+
+# Keyed by the spec's kind, the part before the first ':' (e.g. 'openai:http://...:model').
+PLANNERS: dict[str, Callable[[CampaignConfig], Planner]] = {
+    "search": _search_policy,
+    **dict.fromkeys(("bundled", "openai", "hf", "litellm", "transformers"), _llm_planner),
+}
+
+
+def get_planner(config: CampaignConfig) -> Planner:
+    kind = config.planner.partition(":")[0]
+    try:
+        factory = PLANNERS[kind]
+    except KeyError:
+        raise UnknownPlannerError(
+            f"planner: unknown planner {config.planner!r}; known: {', '.join(PLANNERS)}"
+        ) from None
+    try:
+        return factory(config)
+    except UnknownPlannerError:
+        raise
+    except ValueError as error:  # a malformed spec or a missing backend package
+        raise UnknownPlannerError(str(error)) from None

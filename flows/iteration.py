@@ -1,0 +1,91 @@
+"""One research iteration: literature → dataset → train → evaluate → diagnose."""
+
+from __future__ import annotations
+
+import time
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from internflow.benchmarks import get_benchmark
+from internflow.schemas import (
+    IterationContext,
+    IterationParams,
+    IterationResult,
+    LiteratureRequest,
+    PreparedDataset,
+    TrainRequest,
+)
+from internflow.workspace import Workspace
+from tasks.dataset import prepare_dataset
+from tasks.diagnose import diagnose_iteration
+from tasks.evaluate import evaluate_model
+from tasks.literature import survey_literature
+from tasks.publish import publish_learning_curve
+from tasks.train import build_train_request, train_model
+
+__all__ = ["research_iteration", "train_request"]
+
+
+def train_request(
+    params: IterationParams, data: PreparedDataset, context: IterationContext, workspace: Workspace
+) -> TrainRequest:
+    """The train stage's request: from the base model, or from the best iteration's model."""
+    if params.init_from == "best":
+        if context.best_model is None or context.best_run is None:
+            raise ValueError("init_from: 'best' needs an earlier iteration that beat the baseline; there is none yet")
+        init_model, init_fingerprint = context.best_model, context.best_run
+    else:
+        init_model, init_fingerprint = context.base_model, context.base_fingerprint
+    return build_train_request(
+        init_model, init_fingerprint, data, params, workspace, context.benchmark, backend=context.backend
+    )
+
+
+@flow(name="research-iteration", flow_run_name="iteration-{context.index}")
+def research_iteration(params: IterationParams, context: IterationContext, rationale: str = "") -> IterationResult:
+    started = time.monotonic()
+    workspace = Workspace.open(context.workspace)
+    benchmark = get_benchmark(context.benchmark)
+
+    literature = survey_literature(
+        LiteratureRequest(query=benchmark.literature_query, cache_dir=workspace.literature_dir)
+    )
+    data = prepare_dataset(
+        params.datasets,
+        params.max_train_samples,
+        params.seed,
+        context.benchmark,
+        workspace,
+        method=params.method,
+        weights=params.dataset_weights,
+    )
+    request = train_request(params, data, context, workspace)
+    trained = train_model(request)
+    publish_learning_curve(trained, context.index, workspace.reports_dir)
+    evaluation = evaluate_model(
+        trained.model_path,
+        request.run_name,
+        context.benchmark,
+        context.eval_limit,
+        context.seed,
+        f"iteration-{context.index}",
+        workspace.samples_dir,
+    )
+    start = context.best if params.init_from == "best" else context.baseline
+    diagnosis = diagnose_iteration(
+        trained, evaluation, context.baseline, context.best, start=start, trackio_dir=str(workspace.trackio_dir)
+    )
+
+    return IterationResult(
+        index=context.index,
+        params=params,
+        rationale=rationale,
+        flow_run_id=str(flow_run.id),
+        literature=literature,
+        data=data,
+        train=trained,
+        evaluation=evaluation,
+        diagnosis=diagnosis,
+        wall_s=time.monotonic() - started,
+    )
