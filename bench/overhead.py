@@ -1,0 +1,80 @@
+"""Orchestration overhead: one research iteration through Prefect vs the same training + eval
+run as a bare script (the same training child process and the same generation code, no Prefect).
+
+Both sides train from the same prepared data with the same parameters in one run, bare first.
+Prints both wall times and the ratio; the target is <= 1.05.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from _common import iteration_inputs, open_workspace, parse_args, warm_prefect_api
+
+
+def bare_iteration(request, benchmark_name: str, eval_limit: int, seed: int) -> float:  # -> accuracy
+    from pathlib import Path
+
+    from internflow.benchmarks import get_benchmark
+    from internflow.schemas import TrainResult
+    from internflow.training import RESULT_FILE
+    from tasks.evaluate import generate, select_items
+
+    Path(request.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+    request_file = Path(request.checkpoint_dir) / "request.json"
+    request_file.write_text(request.model_dump_json())
+    subprocess.run(
+        [sys.executable, "-m", "internflow.training", str(request_file)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={**__import__("os").environ, "TRACKIO_DIR": request.trackio_dir},
+    )
+    trained = TrainResult.model_validate_json((Path(request.checkpoint_dir) / RESULT_FILE).read_text())
+    benchmark = get_benchmark(benchmark_name)
+    items = select_items(benchmark, eval_limit, seed)
+    outputs = generate(trained.model_path, [benchmark.prompt(i) for i in items], benchmark.max_new_tokens)
+    correct = [
+        benchmark.judge(x, i.answer) if (x := benchmark.extract(o)) is not None else False
+        for i, o in zip(items, outputs, strict=True)
+    ]
+    return sum(correct) / len(correct)
+
+
+def main() -> None:
+    args = parse_args(__doc__ or "")
+    workspace = open_workspace(args.workspace)
+    print(f"prefect api start: {warm_prefect_api():.1f}s (not counted)")
+    from prefect import flow
+
+    from flows.iteration import research_iteration, train_request
+    from tasks.dataset import prepare_dataset
+
+    params, context = iteration_inputs(args, workspace)
+    data = flow(name="bench-data")(
+        lambda: prepare_dataset(params.datasets, params.max_train_samples, params.seed, context.benchmark, workspace)
+    )()
+    request = train_request(params, data, context, workspace)
+    bare_request = request.model_copy(
+        update={
+            "run_name": "bare",
+            "checkpoint_dir": str(workspace.checkpoints_dir / "bare"),
+            "model_dir": str(workspace.models_dir / "bare"),
+        }
+    )
+
+    started = time.monotonic()
+    bare_accuracy = bare_iteration(bare_request, context.benchmark, args.eval_limit, context.seed)
+    bare = time.monotonic() - started
+    print(f"bare script: {bare:.1f}s (accuracy {bare_accuracy:.3f})")
+
+    started = time.monotonic()
+    result = research_iteration.with_options(result_storage=workspace.results_dir)(params, context)
+    orchestrated = time.monotonic() - started
+    print(f"prefect iteration: {orchestrated:.1f}s (accuracy {result.evaluation.accuracy:.3f})")
+    print(f"prefect_overhead_ratio: {orchestrated / bare:.3f}")
+
+
+if __name__ == "__main__":
+    main()
