@@ -1,0 +1,108 @@
+"""Campaign budgets: every stop has a stated reason, and the next iteration's cost is estimated."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.budget import estimate_iteration_seconds, stop_reason
+from internflow.schemas import (
+    Diagnosis,
+    EvalResult,
+    IterationParams,
+    IterationResult,
+    LiteratureReport,
+    PreparedDataset,
+    TrainResult,
+)
+
+PARAMS = IterationParams(max_steps=40, per_device_train_batch_size=8, gradient_accumulation_steps=1)
+
+
+def _result(params: IterationParams, wall_s: float) -> IterationResult:
+    evaluation = EvalResult(
+        label="eval", benchmark="arithmetic", accuracy=0.5, n=200, n_correct=100, ci_low=0.43, ci_high=0.57,
+        unparseable=0, samples_path="samples.jsonl", runtime_s=1.0,
+    )  # fmt: skip
+    return IterationResult(
+        index=1, params=params, literature=LiteratureReport(query="q", status="offline"),
+        data=PreparedDataset(path="train.jsonl", rows=8, sources=(), fingerprint="f"),
+        train=TrainResult(model_path="m", steps=params.max_steps, losses=(), final_loss=None, runtime_s=1.0,
+                          trackio_project="p", trackio_run="r", checkpoint_dir="c"),
+        evaluation=evaluation,
+        diagnosis=Diagnosis(verdict="no_change", gain_vs_baseline=0.0, gain_vs_best=None, findings=()),
+        wall_s=wall_s,
+    )  # fmt: skip
+
+
+def test_no_estimate_before_the_first_iteration() -> None:
+    assert estimate_iteration_seconds(PARAMS, []) is None
+
+
+@pytest.mark.parametrize(
+    ("update", "expected_s"),
+    [
+        ({}, 120.0),
+        ({"max_steps": 80}, 240.0),
+        ({"per_device_train_batch_size": 4}, 60.0),
+        ({"gradient_accumulation_steps": 3}, 360.0),
+        ({"max_steps": 20, "per_device_train_batch_size": 16}, 120.0),
+        ({"learning_rate": 1e-3, "use_lora": True}, 120.0),  # same optimizer work, same estimate
+    ],
+)
+def test_estimate_scales_the_last_wall_time_by_steps_times_batch(update: dict, expected_s: float) -> None:
+    earlier = _result(PARAMS.model_copy(update={"max_steps": 10}), wall_s=999.0)
+    history = [earlier, _result(PARAMS, wall_s=120.0)]  # only the last iteration counts
+    assert estimate_iteration_seconds(PARAMS.model_copy(update=update), history) == pytest.approx(expected_s)
+
+
+def _stop(**overrides: float | int | None) -> str | None:
+    kwargs = dict(elapsed_s=60.0, time_budget_s=600.0, iterations_done=1, max_iterations=3, next_estimate_s=None)
+    return stop_reason(**(kwargs | overrides))  # type: ignore[arg-type]
+
+
+def test_no_stop_while_budgets_remain() -> None:
+    assert _stop() is None
+    assert _stop(next_estimate_s=539.0) is None  # fits in the 540 s left
+
+
+def test_iterations_spent_stops_with_the_count() -> None:
+    assert _stop(iterations_done=3) == "iteration budget spent (3 of 3)"
+
+
+def test_time_spent_stops_with_the_minutes() -> None:
+    assert _stop(elapsed_s=600.0) == "time budget spent (10.0 of 10.0 min)"
+    assert _stop(elapsed_s=900.0, next_estimate_s=1.0) == "time budget spent (15.0 of 10.0 min)"
+
+
+def test_a_next_iteration_that_would_overrun_stops_before_it_starts() -> None:
+    reason = _stop(elapsed_s=480.0, next_estimate_s=180.0)
+    assert reason is not None and reason.startswith("time budget: the next iteration needs ~3.0 min")
+    assert "2.0 min left of 10.0" in reason
+
+
+def test_the_iteration_budget_is_reported_before_the_time_budget() -> None:
+    reason = _stop(iterations_done=3, elapsed_s=900.0, next_estimate_s=1e9)
+    assert reason is not None and reason.startswith("iteration budget")
+
+
+def test_switching_method_scales_by_the_methods_relative_step_cost() -> None:
+    history = [_result(PARAMS, wall_s=120.0)]
+    dpo = PARAMS.model_copy(update={"method": "dpo"})
+    assert estimate_iteration_seconds(dpo, history) == pytest.approx(300.0)  # 2.5 × the SFT step
+    # Once a DPO iteration has been measured, its own rate is used, not the prior.
+    history.append(_result(dpo, wall_s=200.0))
+    assert estimate_iteration_seconds(dpo, history) == pytest.approx(200.0)
+    assert estimate_iteration_seconds(PARAMS, history) == pytest.approx(120.0)
+
+
+def test_job_estimate_is_hours_times_price_and_a_costly_job_stops_the_campaign() -> None:
+    from agent.budget import estimate_job
+
+    job = estimate_job(5400.0, "a10g-small", usd_per_hour=1.0)
+    assert job.hours == pytest.approx(1.5) and job.usd == pytest.approx(1.5)
+    assert estimate_job(5400.0).usd == 0.0  # local hardware
+    assert _stop(next_job=job, money_left_usd=2.0) is None
+    reason = _stop(next_job=job, money_left_usd=1.0)
+    assert reason is not None and reason.startswith("money budget: the next job needs ~90 min on a10g-small ≈ $1.50")
+    with pytest.raises(ValueError, match="must be >= 0"):
+        estimate_job(-1.0)

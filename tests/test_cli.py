@@ -1,0 +1,78 @@
+"""The `internflow` command: instant help, and bad input refused with a clear, named error."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+INTERNFLOW = str(Path(sys.executable).parent / "internflow")
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [INTERNFLOW, *args], capture_output=True, text=True, timeout=300, env=os.environ | (env or {}), check=False
+    )
+
+
+def test_help_does_not_import_torch_or_prefect() -> None:
+    probe = (
+        "import sys\nfrom internflow.cli import app\nsys.argv = ['internflow', '--help']\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', [m for m in ('torch', 'transformers', 'prefect', 'trl') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+    assert "run" in out and "leaderboard" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),  # each refused before any work starts
+    [
+        (["--model", "/no/such/model"], "not the embedded default"),
+        (["--benchmark", "nope"], "benchmark: unknown benchmark 'nope'"),
+        (["--time-budget", "0"], "time_budget_minutes"),
+        (["--max-iterations", "0"], "max_iterations"),
+        (["--planner", "oracle"], "planner: unknown planner 'oracle'"),
+        (["--recipe", "sft/huge"], "recipe: no recipe 'sft/huge'"),
+        (["--backend", "cloud"], "training_backend"),
+        (["--money-budget", "0"], "money_budget_usd"),
+    ],
+)
+def test_run_refuses_bad_input_with_named_error(args: list[str], expected: str, tmp_path: Path) -> None:
+    result = _run("run", "--workspace", str(tmp_path / "ws"), *args)
+    assert result.returncode == 2
+    assert expected in " ".join(result.stderr.split()), result.stderr
+    assert not (tmp_path / "ws" / "report.json").exists()
+
+
+def test_run_refuses_unwritable_workspace(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = _run("run", "--workspace", str(blocker / "ws"))
+    assert result.returncode == 2
+    assert "workspace:" in result.stderr and "not a writable folder" in result.stderr
+
+
+def test_run_refuses_corrupt_dataset_naming_file_and_line(tmp_path: Path) -> None:
+    dataset = tmp_path / "catalog" / "broken"
+    dataset.mkdir(parents=True)
+    (dataset / "README.md").write_text("---\nbenchmark: arithmetic\nformat: question-answer\nrows: 2\n---\n# broken\n")
+    (dataset / "data.jsonl").write_text('{"question": "1 + 1 =", "answer": "2"}\n{"question": oops\n')
+    result = _run("run", "--workspace", str(tmp_path / "ws"), env={"INTERNFLOW_CATALOG": str(tmp_path / "catalog")})
+    assert result.returncode == 2
+    assert f"{dataset / 'data.jsonl'}:2: invalid JSON" in " ".join(result.stderr.split())
+
+
+def test_leaderboard_without_a_campaign_says_so(tmp_path: Path) -> None:
+    result = _run("leaderboard", "--workspace", str(tmp_path))
+    assert result.returncode == 2 and "no report.json" in result.stderr
+
+
+def test_benchmarks_lists_bundled_tasks() -> None:
+    result = _run("benchmarks")
+    assert result.returncode == 0
+    assert "arithmetic" in result.stdout and "family-mc" in result.stdout

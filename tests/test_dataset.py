@@ -1,0 +1,244 @@
+"""The dataset stage: row layouts → TRL conversational prompt-completion, filtering, mixing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from prefect import flow
+
+from internflow.benchmarks import get_benchmark
+from internflow.catalog import CorruptDatasetError, get_entry
+from internflow.schemas import PreparedDataset
+from internflow.workspace import Workspace
+from tasks.dataset import prepare_dataset, to_prompt_completion
+
+USER = {"role": "user", "content": "1 + 1 ="}
+ASSISTANT = {"role": "assistant", "content": "2"}
+
+
+def test_messages_rows_split_before_the_last_assistant_turn() -> None:
+    system = {"role": "system", "content": "Be brief."}
+    assert to_prompt_completion({"messages": [system, USER, ASSISTANT]}, "x:1") == ([system, USER], [ASSISTANT])
+
+
+def test_messages_rows_must_end_with_an_assistant_turn() -> None:
+    with pytest.raises(CorruptDatasetError, match="data.jsonl:4: 'messages' must end with an assistant turn"):
+        to_prompt_completion({"messages": [USER]}, "data.jsonl:4")
+    with pytest.raises(CorruptDatasetError, match="data.jsonl:5"):
+        to_prompt_completion({"messages": []}, "data.jsonl:5")
+
+
+def test_prompt_completion_rows_become_one_user_and_one_assistant_turn() -> None:
+    assert to_prompt_completion({"prompt": "1 + 1 =", "completion": "2"}, "x:1") == ([USER], [ASSISTANT])
+
+
+def test_question_answer_rows_become_one_user_and_one_assistant_turn() -> None:
+    # Answers stored as numbers are rendered as text.
+    assert to_prompt_completion({"question": "1 + 1 =", "answer": 2}, "x:1") == ([USER], [ASSISTANT])
+
+
+def test_unknown_row_layout_names_the_place_and_the_expected_columns() -> None:
+    with pytest.raises(CorruptDatasetError) as caught:
+        to_prompt_completion({"text": "1 + 1 = 2"}, "data.jsonl:9")
+    message = str(caught.value)
+    assert message.startswith("data.jsonl:9:")
+    assert "['text']" in message
+    for expected in ("'messages'", "'prompt'+'completion'", "'question'+'answer'"):
+        assert expected in message
+
+
+@flow
+def _prepare(
+    datasets: tuple[str, ...], max_train_samples: int, seed: int, benchmark: str, root: Path
+) -> PreparedDataset:
+    return prepare_dataset(datasets, max_train_samples, seed, benchmark, Workspace.open(root))
+
+
+def _rows(prepared: PreparedDataset) -> list[dict]:
+    return [json.loads(line) for line in Path(prepared.path).read_text(encoding="utf-8").splitlines()]
+
+
+def _catalog(root: Path, name: str, benchmark: str, rows: list[dict]) -> None:
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "README.md").write_text(
+        f"---\nbenchmark: {benchmark}\nformat: question-answer\nrows: {len(rows)}\n---\n# {name}\n", encoding="utf-8"
+    )
+    (folder / "data.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+
+def test_prepared_rows_are_conversational_prompt_completion_jsonl(prefect_harness, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("INTERNFLOW_CATALOG", raising=False)
+    prepared = _prepare(("arithmetic-direct",), 40, 0, "arithmetic", tmp_path)
+    rows = _rows(prepared)
+    assert prepared.rows == len(rows) == 40
+    assert prepared.format == "conversational_prompt_completion"
+    assert Path(prepared.path).parent == tmp_path / "data"
+    for row in rows:
+        assert set(row) == {"prompt", "completion"}
+        assert [m["role"] for m in row["prompt"]] == ["user"]
+        assert [m["role"] for m in row["completion"]] == ["assistant"]
+        assert row["prompt"][0]["content"].startswith("State the final answer")
+
+    entry = get_entry("arithmetic-direct")
+    (source,) = prepared.sources
+    assert source.name == "arithmetic-direct" and source.rows_used == 40
+    assert source.path == str(entry.data_file)
+    assert source.sha256 == hashlib.sha256(entry.data_file.read_bytes()).hexdigest()
+    assert "test_overlap" not in prepared.rejected  # the bundled catalog is de-duplicated against test
+
+
+def test_a_mix_of_two_datasets_gets_equal_shares(prefect_harness, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("INTERNFLOW_CATALOG", raising=False)
+    prepared = _prepare(("arithmetic-direct", "arithmetic-worked"), 60, 0, "arithmetic", tmp_path)
+    assert [(s.name, s.rows_used) for s in prepared.sources] == [("arithmetic-direct", 30), ("arithmetic-worked", 30)]
+    worked = [row for row in _rows(prepared) if "The answer is" in row["completion"][0]["content"]]
+    assert prepared.rows == 60 and len(worked) == 30
+
+
+@flow
+def _prepare_three(root: Path) -> list[PreparedDataset]:
+    # One flow for the three runs: each flow run costs about a second of Prefect overhead.
+    return [
+        prepare_dataset(("arithmetic-direct",), 32, seed, "arithmetic", Workspace.open(root / folder))
+        for seed, folder in ((7, "a"), (7, "b"), (8, "c"))
+    ]
+
+
+def test_same_inputs_give_the_same_fingerprint(prefect_harness, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("INTERNFLOW_CATALOG", raising=False)
+    first, again, other_seed = _prepare_three(tmp_path)
+    assert first.fingerprint == again.fingerprint
+    assert Path(first.path).read_bytes() == Path(again.path).read_bytes()
+    assert first.fingerprint != other_seed.fingerprint
+    assert Path(first.path).name == f"train-{first.fingerprint}.jsonl"
+
+
+def test_rows_that_overlap_the_test_split_are_rejected(prefect_harness, tmp_path: Path, monkeypatch) -> None:
+    test_items = get_benchmark("arithmetic").load("test")[:2]
+    rows = [
+        {"question": test_items[0].question, "answer": test_items[0].answer},
+        {"question": "  " + test_items[1].question.upper() + " ", "answer": test_items[1].answer},  # still the same
+        {"question": "What is 1000 + 1000?", "answer": "2000"},
+        {"question": "What is 1000 + 1000?", "answer": "2000"},
+        {"question": "What is 2000 + 2000?", "answer": ""},
+        {"question": "What is 3000 + 3000?", "answer": "6000"},
+    ]
+    _catalog(tmp_path / "catalog", "leaky", "arithmetic", rows)
+    monkeypatch.setenv("INTERNFLOW_CATALOG", str(tmp_path / "catalog"))
+    prepared = _prepare(("leaky",), 16, 0, "arithmetic", tmp_path / "ws")
+    assert prepared.rejected == {"test_overlap": 2, "duplicate": 1, "empty": 1}
+    assert sorted(row["prompt"][0]["content"] for row in _rows(prepared)) == [
+        "What is 1000 + 1000?",
+        "What is 3000 + 3000?",
+    ]
+
+
+def test_multiple_choice_rows_overlap_the_test_split_in_their_rendered_form(
+    prefect_harness, tmp_path: Path, monkeypatch
+) -> None:
+    benchmark = get_benchmark("family-mc")
+    item = benchmark.load("test")[0]
+    rows = [
+        {"prompt": benchmark.prompt(item), "completion": item.answer},
+        {"prompt": get_benchmark("family-mc").load("train")[0].question, "completion": "A"},
+    ]
+    _catalog(tmp_path / "catalog", "leaky-mc", "family-mc", rows)
+    monkeypatch.setenv("INTERNFLOW_CATALOG", str(tmp_path / "catalog"))
+    prepared = _prepare(("leaky-mc",), 16, 0, "family-mc", tmp_path / "ws")
+    assert prepared.rejected == {"test_overlap": 1} and prepared.rows == 1
+
+
+def test_a_dataset_left_with_no_usable_rows_is_an_error(prefect_harness, tmp_path: Path, monkeypatch) -> None:
+    item = get_benchmark("arithmetic").load("test")[0]
+    _catalog(tmp_path / "catalog", "all-test", "arithmetic", [{"question": item.question, "answer": item.answer}])
+    monkeypatch.setenv("INTERNFLOW_CATALOG", str(tmp_path / "catalog"))
+    with pytest.raises(ValueError, match="no usable training rows"):
+        _prepare(("all-test",), 16, 0, "arithmetic", tmp_path / "ws")
+
+
+GATED = ("arithmetic-direct", "arithmetic-contaminated", "arithmetic-noisy")
+
+
+@flow
+def _prepare_bundled(root: Path) -> list[PreparedDataset]:
+    workspace = Workspace.open(root)
+    return [
+        prepare_dataset(
+            ("arithmetic-direct", "arithmetic-contaminated", "arithmetic-noisy"), 90, 0, "arithmetic", workspace
+        ),
+        prepare_dataset(("arithmetic-direct", "arithmetic-worked"), 40, 0, "arithmetic", workspace, weights=(3.0, 1.0)),
+        prepare_dataset(("arithmetic-preference",), 20, 0, "arithmetic", workspace, method="dpo"),
+        prepare_dataset(("arithmetic-prompts", "arithmetic-noisy"), 20, 0, "arithmetic", workspace, method="grpo"),
+    ]
+
+
+def test_bundled_contaminated_set_is_blocked_and_noisy_rows_are_flagged(
+    prefect_harness, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.delenv("INTERNFLOW_CATALOG", raising=False)
+    gated, weighted, preference, prompts = _prepare_bundled(tmp_path)
+
+    direct, contaminated, noisy = gated.checks
+    assert contaminated.blocked and contaminated.contaminated_rows == 200 and contaminated.rows_kept == 0
+    assert "whole dataset is blocked" in contaminated.note
+    assert noisy.rejected == {"wrong_answer": 100} and noisy.rows_kept == 900 and not noisy.blocked
+    assert direct.rejected == {} and not direct.blocked
+    assert gated.rejected == {"dataset_contaminated": 1000, "wrong_answer": 100}
+    # The blocked set's share goes to the others; no training row is a test prompt or a wrong answer.
+    assert [(s.name, s.rows_used) for s in gated.sources] == [
+        ("arithmetic-direct", 45),
+        ("arithmetic-contaminated", 0),
+        ("arithmetic-noisy", 45),
+    ]
+    test_prompts = {item.question for item in get_benchmark("arithmetic").load("test")}
+    for row in _rows(gated):
+        question, answer = row["prompt"][0]["content"], row["completion"][0]["content"]
+        assert question not in test_prompts
+        a, b = question.rsplit(":", 1)[1].rstrip(" =").split(" + ")
+        assert int(answer) == int(a) + int(b)
+    quarantine = [json.loads(line) for line in Path(gated.quarantine_path or "").read_text().splitlines()]
+    assert len(quarantine) == 1100
+    assert {q["reason"] for q in quarantine if q["dataset"] == "arithmetic-noisy"} == {"wrong_answer"}
+    assert quarantine[0]["where"].startswith(str(get_entry("arithmetic-contaminated").data_file) + ":")
+
+    assert [(s.name, s.rows_used) for s in weighted.sources] == [("arithmetic-direct", 30), ("arithmetic-worked", 10)]
+
+    assert preference.format == "conversational_preference" and preference.rows == 20
+    assert set(_rows(preference)[0]) == {"prompt", "chosen", "rejected"}
+
+    assert prompts.format == "conversational_prompt_only" and prompts.rows == 20
+    assert all(set(row) == {"prompt", "answer"} for row in _rows(prompts))
+
+
+def test_a_dataset_whose_format_cannot_train_the_method_is_skipped_and_said(
+    prefect_harness, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.delenv("INTERNFLOW_CATALOG", raising=False)
+    with pytest.raises(ValueError, match=r"no usable training rows.*'unusable_format': 500"):
+        _prepare(("arithmetic-prompts",), 16, 0, "arithmetic", tmp_path)
+
+
+def test_iteration_params_take_one_positive_weight_per_dataset() -> None:
+    from internflow.schemas import IterationParams
+
+    two = ("arithmetic-direct", "arithmetic-worked")
+    assert IterationParams(datasets=two, dataset_weights=(3.0, 1.0)).dataset_weights == (3.0, 1.0)
+    with pytest.raises(ValueError, match="dataset_weights: 1 weights for 2 datasets"):
+        IterationParams(datasets=two, dataset_weights=(1.0,))
+    with pytest.raises(ValueError, match="each weight must be > 0"):
+        IterationParams(datasets=two, dataset_weights=(1.0, 0.0))
+
+
+def test_screening_tells_a_planner_which_bundled_datasets_it_may_train_on(monkeypatch) -> None:
+    from tasks.dataset import screen_datasets
+
+    monkeypatch.delenv("INTERNFLOW_CATALOG", raising=False)
+    names = ("arithmetic-direct", "arithmetic-contaminated", "arithmetic-noisy", "arithmetic-prompts")
+    checks = screen_datasets(names, "arithmetic")
+    assert [name for name, check in checks.items() if not check.blocked] == ["arithmetic-direct", "arithmetic-noisy"]
+    assert checks["arithmetic-noisy"].rejected == {"wrong_answer": 100}
+    assert not screen_datasets(("arithmetic-prompts",), "arithmetic", method="grpo")["arithmetic-prompts"].blocked

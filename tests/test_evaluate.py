@@ -1,0 +1,44 @@
+"""The evaluate task: batched greedy generation, extraction, accuracy with a Wilson interval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from prefect import flow
+
+from internflow.benchmarks import get_benchmark
+from internflow.schemas import EvalResult
+from tasks.evaluate import evaluate_model, select_items, wilson_interval
+
+
+def test_wilson_interval_matches_known_values() -> None:
+    low, high = wilson_interval(50, 100)
+    assert low == pytest.approx(0.4038, abs=1e-3) and high == pytest.approx(0.5962, abs=1e-3)
+    assert wilson_interval(0, 20)[0] == 0.0 and wilson_interval(20, 20)[1] == 1.0
+
+
+def test_quick_eval_subset_is_the_same_every_time_and_from_the_test_split() -> None:
+    benchmark = get_benchmark("arithmetic")
+    first, again = select_items(benchmark, 25, seed=3), select_items(benchmark, 25, seed=3)
+    assert [i.id for i in first] == [i.id for i in again] and len(first) == 25
+    assert all(item.id.startswith("arithmetic-test-") for item in first)
+    assert len(select_items(benchmark, None, seed=0)) == 200
+
+
+@flow
+def _evaluate(model: str, samples: Path, benchmark: str) -> EvalResult:
+    return evaluate_model(model, "tiny", benchmark, 10, 0, "check", samples)
+
+
+@pytest.mark.parametrize("benchmark", ["arithmetic", "family-mc"])
+def test_evaluate_saves_every_sample_and_scores_them(
+    prefect_harness, tiny_model: Path, tmp_path: Path, benchmark: str
+) -> None:
+    result = _evaluate(str(tiny_model), tmp_path, benchmark)
+    samples = [json.loads(line) for line in Path(result.samples_path).read_text().splitlines()]
+    assert result.n == len(samples) == 10
+    assert result.n_correct == sum(s["correct"] for s in samples)
+    assert result.unparseable == sum(s["extracted"] is None for s in samples)
+    assert 0.0 <= result.ci_low <= result.accuracy <= result.ci_high <= 1.0

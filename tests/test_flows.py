@@ -1,0 +1,193 @@
+"""The campaign and iteration flows on a tiny in-process model, against a real Prefect API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from internflow.schemas import CampaignConfig
+
+STAGES = {"literature", "dataset", "train", "evaluate", "diagnose"}
+
+
+@pytest.fixture(scope="module")
+def finished_campaign(prefect_harness, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch_module):
+    from flows.campaign import campaign
+
+    monkeypatch_module.setenv("INTERNFLOW_OFFLINE", "1")
+    workspace = tmp_path_factory.mktemp("campaign")
+    config = CampaignConfig(
+        model=str(tiny_model),
+        workspace=str(workspace),
+        max_iterations=2,
+        eval_limit=12,
+        recipe="sft/smoke",
+        time_budget_minutes=30,
+    )
+    return campaign(config), workspace
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+async def _flow_runs_and_tasks(flow_run_ids: list[str]) -> dict[str, dict]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async with get_client() as client:
+        runs = {}
+        for run_id in flow_run_ids:
+            flow_run = await client.read_flow_run(run_id)
+            tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+            runs[run_id] = {"state": flow_run.state_type.value, "tasks": {t.name.rsplit("-", 1)[0]: t for t in tasks}}
+        return runs
+
+
+def test_campaign_runs_iterations_and_states_why_it_stopped(finished_campaign) -> None:
+    report, workspace = finished_campaign
+    assert len(report.iterations) == 2 and not report.failures
+    assert report.stop_reason == "iteration budget spent (2 of 2)"
+    on_disk = json.loads((workspace / "report.json").read_text())
+    assert on_disk["stop_reason"] == report.stop_reason
+    assert [it["flow_run_id"] for it in on_disk["iterations"]] == [r.flow_run_id for r in report.iterations]
+    assert on_disk["baseline"]["n"] == 12
+
+
+def test_every_iteration_has_its_five_stages_completed_in_prefect(finished_campaign) -> None:
+    report, _ = finished_campaign
+    runs = asyncio.run(_flow_runs_and_tasks([r.flow_run_id for r in report.iterations] + [report.flow_run_id]))
+    for result in report.iterations:
+        run = runs[result.flow_run_id]
+        assert run["state"] == "COMPLETED"
+        assert set(run["tasks"]) >= STAGES, run["tasks"].keys()
+        assert all(run["tasks"][stage].state_type.value == "COMPLETED" for stage in STAGES)
+    assert runs[report.flow_run_id]["state"] == "COMPLETED"
+
+
+def test_campaign_publishes_leaderboard_and_stage_artifacts(finished_campaign) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def keys() -> set[str]:
+        async with get_client() as client:
+            wanted = ["leaderboard", "literature", "dataset", "train-loss", "evaluation", "diagnosis", "proposal"]
+            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=wanted)))
+            return {a.key for a in found}
+
+    assert asyncio.run(keys()) == {
+        "leaderboard",
+        "literature",
+        "dataset",
+        "train-loss",
+        "evaluation",
+        "diagnosis",
+        "proposal",
+    }
+
+
+def test_campaign_writes_only_inside_its_workspace(finished_campaign) -> None:
+    report, workspace = finished_campaign
+    for result in report.iterations:
+        for path in (
+            result.train.model_path,
+            result.train.checkpoint_dir,
+            result.evaluation.samples_path,
+            result.data.path,
+        ):
+            assert Path(path).is_relative_to(workspace), path
+    samples = [json.loads(line) for line in Path(report.iterations[0].evaluation.samples_path).read_text().splitlines()]
+    assert len(samples) == 12 and {"prompt", "output", "extracted", "expected", "correct"} <= set(samples[0])
+
+
+def test_trackio_db_in_workspace_holds_each_training_curve(finished_campaign) -> None:
+    report, workspace = finished_campaign
+    databases = list((workspace / "trackio").glob("*.db"))
+    assert databases, "trackio wrote no database into the workspace"
+    with sqlite3.connect(databases[0]) as db:
+        logged = dict(db.execute("SELECT run_name, COUNT(*) FROM metrics GROUP BY run_name").fetchall())
+    for result in report.iterations:
+        assert logged.get(result.train.trackio_run, 0) >= result.train.steps
+
+
+def test_trained_model_folder_loads_with_transformers(finished_campaign) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    report, _ = finished_campaign
+    path = report.iterations[0].train.model_path
+    assert AutoModelForCausalLM.from_pretrained(path) is not None
+    assert AutoTokenizer.from_pretrained(path) is not None
+
+
+def test_identical_iteration_rerun_is_served_from_cache(finished_campaign) -> None:
+    from flows.iteration import research_iteration
+    from internflow.models import model_fingerprint
+    from internflow.schemas import IterationContext
+
+    report, workspace = finished_campaign
+    first = report.iterations[0]
+    context = IterationContext(
+        index=first.index,
+        workspace=str(workspace),
+        base_model=report.base_model,
+        base_fingerprint=model_fingerprint(report.base_model),
+        benchmark="arithmetic",
+        eval_limit=12,
+        baseline=report.baseline,
+    )
+    rerun = research_iteration.with_options(result_storage=workspace / "prefect-results")
+    state = rerun(first.params, context, return_state=True)
+    result = state.result()
+    runs = asyncio.run(_flow_runs_and_tasks([result.flow_run_id]))
+    tasks = runs[result.flow_run_id]["tasks"]
+    assert tasks["train"].state.name == "Cached" and tasks["evaluate"].state.name == "Cached"
+    assert result.evaluation == first.evaluation and result.train == first.train
+
+
+def test_a_money_budget_stops_before_an_iteration_it_cannot_pay_for(
+    prefect_harness, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.campaign import campaign
+
+    monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")
+    config = CampaignConfig(
+        model=str(tiny_model),
+        workspace=str(tmp_path),
+        max_iterations=3,
+        eval_limit=8,
+        recipe="sft/smoke",
+        planner="search",
+        money_budget_usd=0.01,
+        gpu_usd_per_hour=1_000_000.0,  # any measured training second costs more than the budget
+    )
+
+    report = campaign(config)
+
+    assert len(report.iterations) + len(report.failures) == 1  # the first job's cost is unknown until run
+    assert report.stop_reason.startswith("money budget: the next job needs")
+
+
+def test_the_iteration_trains_on_the_campaign_backend_with_its_benchmark(tmp_path: Path) -> None:
+    from flows.iteration import train_request
+    from internflow.schemas import EvalResult, IterationContext, IterationParams, PreparedDataset
+    from internflow.workspace import Workspace
+
+    baseline = EvalResult(
+        label="baseline", benchmark="family-mc", accuracy=0.25, n=4, n_correct=1, ci_low=0.0, ci_high=1.0,
+        unparseable=0, samples_path="s.jsonl", runtime_s=1.0,
+    )  # fmt: skip
+    context = IterationContext(
+        index=1, workspace=str(tmp_path), base_model="base", base_fingerprint="fp", benchmark="family-mc",
+        eval_limit=4, baseline=baseline, backend="hf-jobs",
+    )  # fmt: skip
+    data = PreparedDataset(path="train.jsonl", rows=8, sources=(), fingerprint="data")
+
+    request = train_request(IterationParams(), data, context, Workspace.open(tmp_path))
+
+    assert request.backend == "hf-jobs" and request.benchmark == "family-mc"

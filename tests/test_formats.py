@@ -1,0 +1,87 @@
+"""Row layouts: detection, column mappings, conversion to each method's TRL format."""
+
+from __future__ import annotations
+
+import pytest
+
+from internflow.catalog import CorruptDatasetError
+from internflow.data.formats import ColumnMapping, detect_format, to_example, to_trl, usable_for
+
+USER = {"role": "user", "content": "1 + 1 ="}
+RIGHT = {"role": "assistant", "content": "2"}
+WRONG = {"role": "assistant", "content": "3"}
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        (["messages"], "messages"),
+        (["prompt", "completion"], "prompt_completion"),
+        (["question", "answer"], "question_answer"),
+        (["prompt", "chosen", "rejected"], "preference"),
+        (["chosen", "rejected"], "preference"),
+        (["prompt", "answer"], "prompt_only"),
+        (["prompt"], "prompt_only"),
+    ],
+)
+def test_each_layout_is_detected_from_its_columns(columns: list[str], expected: str) -> None:
+    assert detect_format(columns) == expected
+
+
+def test_unknown_columns_name_the_place_and_every_known_layout() -> None:
+    with pytest.raises(CorruptDatasetError) as caught:
+        to_example({"text": "1 + 1 = 2"}, "d.jsonl:3")
+    message = str(caught.value)
+    assert message.startswith("d.jsonl:3: unrecognised columns ['text']")
+    assert "'prompt'+'chosen'+'rejected'" in message and "column mapping" in message
+
+
+def test_plain_preference_rows_become_conversational_dpo_rows() -> None:
+    example = to_example({"prompt": "1 + 1 =", "chosen": "2", "rejected": "3"}, "x:1")
+    assert to_trl(example, "dpo", "x:1") == {"prompt": [USER], "chosen": [RIGHT], "rejected": [WRONG]}
+    assert to_trl(example, "sft", "x:1") == {"prompt": [USER], "completion": [RIGHT]}  # SFT on the chosen answer
+
+
+def test_implicit_prompt_preference_rows_split_off_the_shared_turns() -> None:
+    example = to_example({"chosen": [USER, RIGHT], "rejected": [USER, WRONG]}, "x:1")
+    assert (example.prompt, example.completion, example.rejected) == ([USER], [RIGHT], [WRONG])
+
+
+def test_prompt_only_rows_keep_the_answer_for_the_reward_and_cannot_train_sft() -> None:
+    example = to_example({"prompt": [USER], "answer": 2}, "x:7")
+    assert to_trl(example, "grpo", "x:7") == {"prompt": [USER], "answer": "2"}
+    with pytest.raises(CorruptDatasetError, match="x:7: SFT needs a completion"):
+        to_trl(example, "sft", "x:7")
+    assert usable_for("prompt_only", "grpo") and not usable_for("prompt_only", "sft")
+    assert not usable_for("question_answer", "dpo") and usable_for("preference", "dpo")
+
+
+def test_question_answer_rows_give_grpo_their_answer() -> None:
+    assert to_trl(to_example({"question": "1 + 1 =", "answer": 2}, "x:1"), "grpo", "x:1") == {
+        "prompt": [USER],
+        "answer": "2",
+    }
+
+
+def test_a_column_mapping_reads_arbitrary_columns() -> None:
+    mapping = ColumnMapping(prompt="problem", completion="solution")
+    example = to_example({"problem": "1 + 1 =", "solution": "2", "source": "x"}, "x:1", mapping)
+    assert (example.prompt, example.completion) == ([USER], [RIGHT])
+    preference = ColumnMapping(prompt="q", chosen="good", rejected="bad")
+    assert preference.format() == "preference"
+    assert to_example({"q": "1 + 1 =", "good": "2", "bad": "3"}, "x:2", preference).rejected == [WRONG]
+
+
+def test_a_mapping_naming_a_missing_column_is_a_clear_error() -> None:
+    with pytest.raises(CorruptDatasetError, match=r"x:4: column mapping names \['solution'\]"):
+        to_example({"problem": "1 + 1 ="}, "x:4", ColumnMapping(prompt="problem", completion="solution"))
+
+
+def test_a_message_column_of_the_wrong_type_is_named() -> None:
+    with pytest.raises(CorruptDatasetError, match="x:5: column 'prompt' must be text or a list of messages"):
+        to_example({"prompt": {"oops": 1}}, "x:5")
+
+
+def test_an_unknown_method_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="known: sft, dpo, grpo"):
+        to_trl(to_example({"prompt": "x", "completion": "y"}, "x:1"), "ppo", "x:1")

@@ -1,0 +1,108 @@
+"""The shared HTTP layer against the loopback replay server: retries, Retry-After, timeouts,
+rate limits and explicit offline mode."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from internflow.http import OfflineError, ServiceError, get, get_json, policy_for, session_for
+from tests.replay_server import Recording, ReplayServer, unused_port
+
+BODY = Recording(b'{"ok": true}', headers={"Content-Type": "application/json"})
+
+
+@pytest.fixture
+def server() -> Iterator[ReplayServer]:
+    with ReplayServer(hang_seconds=3) as replay:
+        yield replay
+
+
+@pytest.fixture(autouse=True)
+def _online(monkeypatch: pytest.MonkeyPatch) -> None:
+    for switch in ("INTERNFLOW_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(switch, raising=False)
+
+
+def _session(server_url: str, **overrides: object):
+    settings = {"base_url": server_url, "timeout_s": 0.5, "backoff_s": 0.0, "min_interval_s": 0.0} | overrides
+    return session_for("semantic-scholar", **settings)
+
+
+def test_json_comes_back_and_the_query_is_sent(server: ReplayServer) -> None:
+    server.add_route("/graph", BODY)
+    assert get_json(_session(server.url), "/graph/v1/x", {"q": "sft"}) == {"ok": True}
+    [sent] = server.requests
+    assert sent.query == {"q": ["sft"]} and sent.headers["user-agent"].startswith("internflow")
+
+
+def test_429_500_and_a_timeout_are_retried_until_the_recording_is_served(server: ReplayServer) -> None:
+    server.add_route("/graph", BODY)
+    server.inject("/graph", [429, 500, "timeout"])
+    started = time.monotonic()
+    assert get_json(_session(server.url), "/graph/v1/x") == {"ok": True}
+    assert len(server.requests) == 4 and time.monotonic() - started < 4
+
+
+def test_retry_after_is_honoured(server: ReplayServer) -> None:
+    server.add_route("/graph", BODY)
+    slow = Recording(b"slow down", 429, {"Retry-After": "1", "Content-Type": "text/plain"})
+    server.inject("/graph", [slow])
+    started = time.monotonic()
+    get_json(_session(server.url), "/graph/v1/x")
+    assert time.monotonic() - started >= 0.9 and len(server.requests) == 2
+
+
+def test_errors_past_the_retries_raise_a_service_error_naming_the_status(server: ReplayServer) -> None:
+    server.add_route("/graph", BODY)
+    server.inject("/graph", [503, 503, 503])
+    with pytest.raises(ServiceError, match=r"semantic-scholar: .*HTTP 503 after 3 tries") as caught:
+        get(_session(server.url, retries=2), "/graph/v1/x")
+    assert caught.value.status == 503 and len(server.requests) == 3
+
+
+def test_a_404_is_not_retried(server: ReplayServer) -> None:
+    with pytest.raises(ServiceError, match="HTTP 404$"):
+        get(_session(server.url), "/missing")
+    assert len(server.requests) == 1
+
+
+def test_a_refused_connection_is_a_service_error(tmp_path) -> None:
+    with unused_port() as port, pytest.raises(ServiceError, match="ConnectionError after 2 tries"):
+        get(_session(f"http://127.0.0.1:{port}", retries=1), "/x")
+
+
+def test_a_server_that_never_answers_times_out(server: ReplayServer) -> None:
+    server.add_route("/graph", BODY)
+    server.inject("/graph", ["timeout", "timeout"])
+    started = time.monotonic()
+    with pytest.raises(ServiceError, match="after 2 tries"):
+        get(_session(server.url, retries=1), "/graph/v1/x")
+    assert time.monotonic() - started < 3
+
+
+def test_the_rate_limit_spaces_requests_to_one_service(server: ReplayServer) -> None:
+    server.add_route("/graph", BODY)
+    session = _session(server.url, min_interval_s=0.3)
+    started = time.monotonic()
+    for _ in range(3):
+        get(session, "/graph/v1/x")
+    assert time.monotonic() - started >= 0.55
+
+
+@pytest.mark.parametrize("switch", ["INTERNFLOW_OFFLINE", "HF_HUB_OFFLINE"])
+def test_offline_mode_raises_and_sends_nothing(
+    switch: str, server: ReplayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.add_route("/graph", BODY)
+    monkeypatch.setenv(switch, "1")
+    with pytest.raises(OfflineError, match=f"offline mode \\({switch}=1\\)"):
+        get(_session(server.url), "/graph/v1/x")
+    assert server.requests == []
+
+
+def test_an_unknown_service_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="known: arxiv, hf-hub"):
+        policy_for("nope")
