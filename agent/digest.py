@@ -59,6 +59,8 @@ def _record_from_result(result: IterationResult, guard_action: str = "accept") -
         rationale=result.rationale,
         state="COMPLETED",
         accuracy=result.evaluation.accuracy,
+        gain=result.diagnosis.gain_vs_baseline,
+        eval_n=result.evaluation.n,
         verdict=result.diagnosis.verdict,
         failure_class=_failure_class_of(result),
         guard_action=guard_action,
@@ -159,16 +161,19 @@ def _line(record: IterationRecord, baseline: float) -> str:
         if record.error:
             outcome += f" ({record.error[:80]})"
     else:
-        gain = (record.accuracy or 0.0) - baseline
-        outcome = f"acc {record.accuracy:.1%} ({gain:+.1%} vs baseline), {record.verdict}"
+        gain = record.gain_over(baseline) or 0.0
+        items = f" on a {record.eval_n}-item screen" if record.params.eval_fraction < 1 and record.eval_n else ""
+        outcome = f"acc {record.accuracy:.1%}{items} ({gain:+.1%} vs baseline), {record.verdict}"
     guard = f" [guard: {record.guard_action}]" if record.guard_action != "accept" else ""
     why = f" — why: {record.rationale[:100]}" if record.rationale else ""
     return f"#{record.index} {signature(record.params)} → {outcome}{guard}{why}"
 
 
-def _priority(records: list[IterationRecord], keep_best: int, keep_recent: int) -> list[IterationRecord]:
+def _priority(
+    records: list[IterationRecord], baseline: float, keep_best: int, keep_recent: int
+) -> list[IterationRecord]:
     """Records in the order they earn a place: best, most recent, one per failure class, the rest."""
-    healthy = sorted((r for r in records if not r.failed), key=lambda r: -(r.accuracy or 0.0))
+    healthy = sorted((r for r in records if not r.failed), key=lambda r: -(r.gain_over(baseline) or 0.0))
     recent = list(reversed(records))
     first_of_class: dict[str, IterationRecord] = {}
     for record in recent:
@@ -200,7 +205,7 @@ def build_digest(
     )
     chosen: list[IterationRecord] = []
     lines_tokens = count_tokens(header)
-    for record in _priority(records, keep_best, keep_recent):
+    for record in _priority(records, baseline, keep_best, keep_recent):
         cost = count_tokens(_line(record, baseline)) + 1
         footer_cost = count_tokens(f"({len(records)} iterations omitted)") + 1
         if lines_tokens + cost + footer_cost > token_budget:

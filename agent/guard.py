@@ -53,7 +53,8 @@ def lr_region(learning_rate: float) -> str:
 
 def signature(params: IterationParams) -> str:
     """Canonical, readable identity of a proposal: the seed and unused LoRA settings are dropped,
-    datasets sorted, the learning rate kept to two significant digits."""
+    datasets sorted, the learning rate kept to two significant digits; a screen (scored on part of
+    the eval subset) differs from the whole-subset run that promotes it."""
     lora = f"lora{params.lora_r}/{params.lora_alpha}" if params.use_lora else "full"
     return "|".join(
         (
@@ -69,6 +70,7 @@ def signature(params: IterationParams) -> str:
             lora,
             f"len={params.max_length}",
         )
+        + ((f"eval={params.eval_fraction:g}",) if params.eval_fraction < 1 else ())
     )
 
 
@@ -89,6 +91,8 @@ class IterationRecord(BaseModel):
     rationale: str = ""
     state: str = Field(description="Prefect state type of the iteration's flow run, e.g. COMPLETED, FAILED.")
     accuracy: float | None = None
+    gain: float | None = Field(None, description="Accuracy gain over the baseline on the items it was scored on.")
+    eval_n: int | None = Field(None, description="Eval items it was scored on (fewer for a screen).")
     verdict: str | None = None
     failure_class: str | None = Field(None, description="Exception type or diagnosis kind (nan_loss, divergence).")
     error: str = ""
@@ -100,6 +104,12 @@ class IterationRecord(BaseModel):
     @property
     def signature(self) -> str:
         return signature(self.params)
+
+    def gain_over(self, baseline: float) -> float | None:
+        """The gain on its own items when known (a screen), else accuracy minus the baseline's."""
+        if self.gain is not None:
+            return self.gain
+        return None if self.accuracy is None else self.accuracy - baseline
 
     @property
     def failed(self) -> bool:
@@ -202,15 +212,12 @@ class DoomLoopGuard:
 
     def _since_last_change(self, records: list[IterationRecord], baseline: float) -> list[IterationRecord]:
         """Iterations after the last improvement or forced change of direction."""
-        best, start = baseline, 0
+        best_gain, start = 0.0, 0
         for position, record in enumerate(records):
-            improved = (
-                not record.failed
-                and record.accuracy is not None
-                and record.accuracy > best + self.config.min_improvement
-            )
-            if improved and record.accuracy is not None:
-                best = record.accuracy
+            gain = None if record.failed else record.gain_over(baseline)
+            improved = gain is not None and gain > best_gain + self.config.min_improvement
+            if improved and gain is not None:
+                best_gain = gain
             if improved or record.guard_action == "force":
                 start = position + 1
         return records[start:]

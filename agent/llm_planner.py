@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.guard import allowed_methods, signature
 from agent.planner import Planner, PlannerState, load_recipe
-from internflow.schemas import IterationParams, IterationResult, Proposal
+from internflow.schemas import IterationParams, Proposal
 
 if TYPE_CHECKING:
     from smolagents import Model, Tool
@@ -72,6 +72,7 @@ class PlannerOutput(BaseModel):
     lora_r: int | None = None
     lora_alpha: int | None = None
     max_length: int | None = None
+    eval_fraction: float | None = None
     rationale: str = Field(min_length=1)
     evidence: list[str] = Field(default_factory=list)
 
@@ -94,6 +95,7 @@ class SearchSpace(BaseModel):
         "lora_r": (4, 128),
         "lora_alpha": (4, 256),
         "max_length": (64, 1024),
+        "eval_fraction": (0.25, 1.0),
     }
 
     @classmethod
@@ -110,6 +112,8 @@ class SearchSpace(BaseModel):
             '- init_from: "base" (the base model) or "best" (continue training the best iteration\'s model)',
             f"- datasets: a non-empty list, mixed, of datasets that can train the method ({per_method})",
             '- lr_scheduler_type: "cosine", "linear" or "constant_with_warmup"; use_lora: true/false',
+            "- eval_fraction: share of the eval subset to score on; below 1 is a cheaper, noisier screen "
+            "(compared with the baseline on the same items) that cannot become the best until re-run at 1",
         ]
         lines += [f"- {name}: {low:g} to {high:g}" for name, (low, high) in self.bounds.items()]
         return "\n".join(lines)
@@ -167,20 +171,18 @@ def parse_output(answer: object) -> PlannerOutput:
         raise PlannerOutputError(str(error).replace("\n", " ")) from error
 
 
-def _best(history: tuple[IterationResult, ...]) -> IterationResult | None:
-    healthy = [r for r in history if r.diagnosis.verdict != "failed"]
-    return max(healthy, key=lambda r: r.evaluation.accuracy, default=None)
-
-
 def anchor_params(state: PlannerState) -> IterationParams:
-    """Where proposals start from: the best iteration, else the latest attempt, else the recipe."""
-    best = _best(state.history)
-    if best is not None:
-        return best.params
+    """Where proposals start from: the best iteration, else the latest attempt, else the recipe;
+    scored on the whole eval subset, so that a screen is always the planner's explicit choice."""
+    best = state.best_iteration()
     attempts = [(r.index, r.params) for r in state.history] + [(f.index, f.params) for f in state.failures]
-    if attempts:
-        return max(attempts, key=lambda a: a[0])[1]
-    return load_recipe(state.config.model, state.config.recipe, state.default_datasets)
+    if best is not None:
+        anchor = best.params
+    elif attempts:
+        anchor = max(attempts, key=lambda a: a[0])[1]
+    else:
+        anchor = load_recipe(state.config.model, state.config.recipe, state.default_datasets)
+    return anchor.model_copy(update={"eval_fraction": 1.0})
 
 
 def _task_text(state: PlannerState, space: SearchSpace, final_instruction: str) -> str:

@@ -58,6 +58,12 @@ class PlannerState(BaseModel):
         """The datasets a proposal with this method may use (all of them when not screened)."""
         return self.datasets_by_method.get(method, ()) if self.datasets_by_method else self.datasets
 
+    def best_iteration(self) -> IterationResult | None:
+        """The most accurate healthy iteration scored on the whole eval subset (a screen's score is
+        on fewer items, so not comparable)."""
+        whole = [r for r in self.history if r.diagnosis.verdict != "failed" and r.evaluation.n >= self.baseline.n]
+        return max(whole, key=lambda r: r.evaluation.accuracy, default=None)
+
 
 class Planner(Protocol):
     def propose(self, state: PlannerState) -> Proposal | None: ...

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from agent.planner import PlannerState, load_recipe
-from internflow.schemas import Finding, IterationParams, IterationResult, Proposal
+from internflow.schemas import Finding, IterationParams, Proposal
 
 __all__ = ["SearchPolicy", "signature"]
 
@@ -66,7 +66,8 @@ def _toggle_lora(p: IterationParams, _: PlannerState) -> IterationParams:
 
 def _continue_best(p: IterationParams, state: PlannerState) -> IterationParams | None:
     # The campaign only hands over a "best" model once an iteration has beaten the baseline.
-    if not any(r.evaluation.accuracy > state.baseline.accuracy for r in state.history):
+    best = state.best_iteration()
+    if best is None or best.evaluation.accuracy <= state.baseline.accuracy:
         return None
     return p.model_copy(update={"init_from": "best"})
 
@@ -142,6 +143,7 @@ class SearchPolicy:
         last_run = _latest(state)
         if last_run is not None:
             index, last_params, findings = last_run
+            last_params = _whole_subset(last_params)
             for finding in sorted(findings, key=lambda f: _SEVERITY.index(f.severity)):
                 reaction = REACTIONS.get(finding.direction or "")
                 if reaction is None:
@@ -152,11 +154,12 @@ class SearchPolicy:
                     why = f"{name} after {finding.kind} in iteration {index}: {finding.message}"
                     return Proposal(params=candidate, rationale=why, evidence=(finding.message,))
 
-        anchor = _best(state.history)
+        anchor = state.best_iteration()
         if anchor:
             start = anchor.params
         else:  # nothing has worked yet: move on from the most recent attempt
             start = state.history[-1].params if state.history else state.failures[-1].params
+        start = _whole_subset(start)
         for name, move in MOVES:
             candidate = _within_bounds(move(start, state))
             if candidate is not None and signature(candidate) not in tried:
@@ -169,6 +172,6 @@ class SearchPolicy:
         return None
 
 
-def _best(history: tuple[IterationResult, ...]) -> IterationResult | None:
-    improved = [r for r in history if r.diagnosis.verdict != "failed"]
-    return max(improved, key=lambda r: r.evaluation.accuracy, default=None)
+def _whole_subset(params: IterationParams) -> IterationParams:
+    """This policy never screens: its moves are scored on the whole eval subset, like the best."""
+    return params.model_copy(update={"eval_fraction": 1.0})

@@ -19,7 +19,7 @@ from internflow.schemas import (
 from internflow.workspace import Workspace
 from tasks.dataset import prepare_dataset
 from tasks.diagnose import diagnose_iteration
-from tasks.evaluate import evaluate_model
+from tasks.evaluate import evaluate_model, on_first_items
 from tasks.literature import survey_literature
 from tasks.publish import publish_learning_curve
 from tasks.train import build_train_request, train_model
@@ -67,14 +67,17 @@ def research_iteration(params: IterationParams, context: IterationContext, ratio
         trained.model_path,
         request.run_name,
         context.benchmark,
-        context.eval_limit,
+        context.eval_items(params.eval_fraction),
         context.seed,
         f"iteration-{context.index}",
         workspace.samples_dir,
     )
-    start = context.best if params.init_from == "best" else context.baseline
+    # A screened iteration is compared with the baseline and the best on its own (fewer) items.
+    baseline = on_first_items(context.baseline, evaluation.n)
+    best = on_first_items(context.best, evaluation.n) if context.best else None
+    start = best if params.init_from == "best" else baseline
     diagnosis = diagnose_iteration(
-        trained, evaluation, context.baseline, context.best, start=start, trackio_dir=str(workspace.trackio_dir)
+        trained, evaluation, baseline, best, start=start, trackio_dir=str(workspace.trackio_dir)
     )
 
     return IterationResult(

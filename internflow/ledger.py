@@ -54,8 +54,9 @@ class CampaignLedger:
         return time.monotonic() - self.started
 
     def best(self) -> IterationResult | None:
-        """The most accurate healthy iteration, if it beat the untouched base model (else there is none)."""
-        healthy = [r for r in self.history if r.diagnosis.verdict != "failed"]
+        """The most accurate healthy iteration scored on the whole eval subset (a screened one was
+        scored on other items), if it beat the untouched base model (else there is none)."""
+        healthy = [r for r in self.history if r.diagnosis.verdict != "failed" and r.evaluation.n >= self.baseline.n]
         best = max(healthy, key=lambda r: r.evaluation.accuracy, default=None)
         return best if best is not None and best.evaluation.accuracy > self.baseline.accuracy else None
 

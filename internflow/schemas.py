@@ -6,6 +6,7 @@ schema (so the Prefect UI renders a form), the planner's output schema and part 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -85,6 +86,14 @@ class IterationParams(_Frozen):
         1, ge=1, description="Out-of-memory back-off floor: the per-device batch is never halved below this."
     )
     seed: int = 0
+    eval_fraction: float = Field(
+        1.0,
+        ge=0.1,
+        le=1.0,
+        description="Share of the campaign's eval subset this iteration is scored on: below 1 screens an idea "
+        "cheaply on a seeded prefix of it, compared with the baseline on the same items; only iterations "
+        "scored on the whole subset can become the best.",
+    )
     dataset_weights: tuple[float, ...] = Field(
         (), description="Mixing weight per dataset, in the order of `datasets` (empty: equal shares)."
     )
@@ -374,6 +383,12 @@ class IterationContext(_Frozen):
     best_model: str | None = Field(None, description="Folder of the best iteration's model, for init_from='best'.")
     best_run: str | None = Field(None, description="Content-addressed run name of that model.")
     backend: str = Field("local", description="Training backend (internflow.execution) for this iteration.")
+
+    def eval_items(self, fraction: float) -> int | None:
+        """How many items of the campaign's eval subset (the baseline's) an iteration is scored on."""
+        if fraction >= 1.0:
+            return self.eval_limit
+        return max(1, math.ceil(self.baseline.n * fraction))
 
 
 class Proposal(_Frozen):

@@ -17,7 +17,7 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from internflow.benchmarks import Benchmark, BenchmarkItem, get_benchmark
 from internflow.schemas import EvalResult
 
-__all__ = ["evaluate_model", "select_items", "wilson_interval"]
+__all__ = ["evaluate_model", "on_first_items", "select_items", "wilson_interval"]
 
 _BATCH_SIZE = 32
 
@@ -33,11 +33,39 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float
 
 
 def select_items(benchmark: Benchmark, limit: int | None, seed: int) -> list[BenchmarkItem]:
-    """The whole test split, or a seeded subset of it (the same subset for every iteration)."""
+    """The first `limit` items of a seeded shuffle of the test split (all of them for None): the
+    same items for every iteration, and a smaller limit gives a prefix of a larger one, so a
+    screened iteration's items are among the baseline's."""
     items = benchmark.load("test")
-    if limit is not None and limit < len(items):
-        items = random.Random(seed).sample(items, limit)
-    return items
+    random.Random(seed).shuffle(items)
+    return items if limit is None else items[:limit]
+
+
+def on_first_items(result: EvalResult, n: int) -> EvalResult:
+    """`result` re-scored on its first `n` items (those a screened iteration was scored on), from its
+    per-sample file, so that two scores compared are scores on the same items."""
+    if n >= result.n:
+        return result
+    samples_file = Path(result.samples_path)
+    if not samples_file.is_file():
+        raise FileNotFoundError(
+            f"samples_path: {samples_file} is missing, so {result.label} cannot be re-scored on its first {n} items"
+        )
+    with samples_file.open(encoding="utf-8") as lines:
+        samples = [json.loads(line) for line, _ in zip(lines, range(n), strict=False)]
+    n_correct = sum(1 for s in samples if s["correct"])
+    low, high = wilson_interval(n_correct, n)
+    return result.model_copy(
+        update={
+            "label": f"{result.label}[:{n}]",
+            "accuracy": n_correct / n,
+            "n": n,
+            "n_correct": n_correct,
+            "ci_low": low,
+            "ci_high": high,
+            "unparseable": sum(s["extracted"] is None for s in samples),
+        }
+    )
 
 
 def generate(model_path: str, prompts: list[str], max_new_tokens: int) -> list[str]:

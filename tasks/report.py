@@ -24,6 +24,7 @@ def leaderboard_rows(report: CampaignReport) -> list[dict[str, object]]:
             "verdict": "-",
             "accuracy": round(base.accuracy, 4),
             "ci95": f"[{base.ci_low:.3f}, {base.ci_high:.3f}]",
+            "n": base.n,
             "gain": 0.0,
             "method": "-",
             "datasets": "-",
@@ -43,6 +44,7 @@ def leaderboard_rows(report: CampaignReport) -> list[dict[str, object]]:
                 "verdict": result.diagnosis.verdict,
                 "accuracy": round(e.accuracy, 4),
                 "ci95": f"[{e.ci_low:.3f}, {e.ci_high:.3f}]",
+                "n": e.n,  # fewer than the baseline's for a screen; its gain is on those items
                 "gain": round(result.diagnosis.gain_vs_baseline, 4),
                 "method": p.method,
                 "datasets": "+".join(p.datasets),
@@ -61,6 +63,7 @@ def leaderboard_rows(report: CampaignReport) -> list[dict[str, object]]:
                 "verdict": "failed",
                 "accuracy": None,
                 "ci95": "-",
+                "n": None,
                 "gain": None,
                 "method": failure.params.method,
                 "datasets": "+".join(failure.params.datasets),

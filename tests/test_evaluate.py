@@ -10,7 +10,7 @@ from prefect import flow
 
 from internflow.benchmarks import get_benchmark
 from internflow.schemas import EvalResult
-from tasks.evaluate import evaluate_model, select_items, wilson_interval
+from tasks.evaluate import evaluate_model, on_first_items, select_items, wilson_interval
 
 
 def test_wilson_interval_matches_known_values() -> None:
@@ -42,3 +42,34 @@ def test_evaluate_saves_every_sample_and_scores_them(
     assert result.n_correct == sum(s["correct"] for s in samples)
     assert result.unparseable == sum(s["extracted"] is None for s in samples)
     assert 0.0 <= result.ci_low <= result.accuracy <= result.ci_high <= 1.0
+
+
+def test_a_smaller_eval_subset_is_a_prefix_of_a_larger_one() -> None:
+    benchmark = get_benchmark("arithmetic")
+    whole = [i.id for i in select_items(benchmark, None, seed=5)]
+    assert sorted(whole) == sorted(i.id for i in benchmark.load("test"))
+    assert [i.id for i in select_items(benchmark, 60, seed=5)] == whole[:60]
+    assert [i.id for i in select_items(benchmark, 15, seed=5)] == whole[:15]
+
+
+def test_a_result_is_re_scored_on_its_first_items_from_its_samples(
+    prefect_harness, tiny_model: Path, tmp_path: Path
+) -> None:
+    result = _evaluate(str(tiny_model), tmp_path, "arithmetic")
+    first_four = [json.loads(line) for line in Path(result.samples_path).read_text().splitlines()][:4]
+
+    screened = on_first_items(result, 4)
+
+    assert (screened.n, screened.n_correct) == (4, sum(s["correct"] for s in first_four))
+    assert screened.accuracy == screened.n_correct / 4 and screened.label == "check[:4]"
+    assert [s["id"] for s in first_four] == [i.id for i in select_items(get_benchmark("arithmetic"), 4, 0)]
+    assert on_first_items(result, 10) is result
+
+
+def test_re_scoring_without_the_samples_file_names_it(tmp_path: Path) -> None:
+    result = EvalResult(
+        label="baseline", benchmark="arithmetic", accuracy=0.5, n=10, n_correct=5, ci_low=0.2, ci_high=0.8,
+        unparseable=0, samples_path=str(tmp_path / "gone.jsonl"), runtime_s=1.0,
+    )  # fmt: skip
+    with pytest.raises(FileNotFoundError, match=r"samples_path: .*gone.jsonl is missing"):
+        on_first_items(result, 4)

@@ -191,3 +191,39 @@ def test_the_iteration_trains_on_the_campaign_backend_with_its_benchmark(tmp_pat
     request = train_request(IterationParams(), data, context, Workspace.open(tmp_path))
 
     assert request.backend == "hf-jobs" and request.benchmark == "family-mc"
+    screened = train_request(IterationParams(eval_fraction=0.5), data, context, Workspace.open(tmp_path))
+    assert screened == request, "scoring on part of the eval subset trains the same model, found again"
+
+
+def test_a_screened_iteration_is_scored_on_a_prefix_and_compared_on_the_same_items(
+    prefect_harness, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.planner import load_recipe
+    from flows.iteration import research_iteration
+    from internflow.ledger import CampaignLedger
+    from internflow.schemas import IterationContext
+    from internflow.workspace import Workspace
+    from tasks.evaluate import evaluate_model, on_first_items
+
+    monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")
+    workspace = Workspace.open(tmp_path / "ws")
+    baseline = evaluate_model(str(tiny_model), "tiny", "arithmetic", 12, 0, "baseline", workspace.samples_dir)
+    context = IterationContext(
+        index=1, workspace=str(workspace.root), base_model=str(tiny_model), base_fingerprint="tiny",
+        benchmark="arithmetic", eval_limit=12, baseline=baseline,
+    )  # fmt: skip
+    params = load_recipe("tiny", "sft/smoke", ("arithmetic-direct",)).model_copy(update={"eval_fraction": 0.5})
+
+    result = research_iteration(params, context)
+
+    assert result.evaluation.n == 6
+    ids = [json.loads(line)["id"] for line in Path(result.evaluation.samples_path).read_text().splitlines()]
+    baseline_ids = [json.loads(line)["id"] for line in Path(baseline.samples_path).read_text().splitlines()]
+    assert ids == baseline_ids[:6]
+    same_items = on_first_items(baseline, 6)
+    assert result.diagnosis.gain_vs_baseline == pytest.approx(result.evaluation.accuracy - same_items.accuracy)
+
+    ledger = CampaignLedger(CampaignConfig(), str(workspace.root), str(tiny_model), "tiny", baseline)
+    perfect = result.evaluation.model_copy(update={"accuracy": 1.0})
+    ledger.history.append(result.model_copy(update={"evaluation": perfect}))
+    assert ledger.best() is None, "a screen's score is on other items: it cannot become the best"

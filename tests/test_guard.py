@@ -128,3 +128,17 @@ def test_a_forced_method_change_brings_data_that_can_train_that_method() -> None
     forced = guard.force_change(params, [record(1, params, 0.3), *tried], review, by_method)
 
     assert forced is not None and forced.method == "dpo" and forced.datasets == ("arithmetic-preference",)
+
+
+def test_a_screen_counts_as_an_improvement_by_its_gain_on_its_own_items() -> None:
+    guard = DoomLoopGuard(GuardConfig(stall_patience=3, min_improvement=0.01))
+    screen = BASE.model_copy(update={"eval_fraction": 0.5})
+    assert signature(screen) != signature(BASE), "a screen and the run that promotes it differ"
+    easy_items = [record(1, screen, 0.60, gain=0.0), record(2, BASE.model_copy(update={"max_steps": 90}), 0.30)]
+    easy_items.append(record(3, BASE.model_copy(update={"max_steps": 120}), 0.30))
+    # 60 % on the easy first half is no gain over the baseline on those items: still a stall.
+    assert [d.kind for d in guard.review(BASE.model_copy(update={"max_steps": 150}), easy_items, 0.30).detections] == [
+        "stall"
+    ]
+    gained = [record(1, screen, 0.60, gain=0.2), *easy_items[1:]]
+    assert guard.review(BASE.model_copy(update={"max_steps": 150}), gained, 0.30).ok

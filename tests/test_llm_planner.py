@@ -117,6 +117,14 @@ def test_out_of_space_values_are_refused_naming_the_field() -> None:
         space.apply(anchor, parse_output({"method": "ppo", "rationale": "r"}))
 
 
+def test_the_planner_may_screen_on_part_of_the_eval_subset_within_bounds() -> None:
+    space = SearchSpace(datasets=DATASETS)
+    params = space.apply(IterationParams(), parse_output({"eval_fraction": 0.5, "rationale": "screen it"}))
+    assert params.eval_fraction == 0.5
+    with pytest.raises(ValueError, match="eval_fraction: 0.05 is outside 0.25..1"):
+        space.apply(IterationParams(), parse_output({"eval_fraction": 0.05, "rationale": "r"}))
+
+
 def test_agent_uses_the_campaign_digest_tool_before_answering() -> None:
     model = ScriptedModel([call("campaign_digest", {}), answer({"warmup_steps": 0, "rationale": "digest read"})])
     proposal = LLMPlanner(model, "scripted").propose(make_state(ONE_RUN))

@@ -192,3 +192,12 @@ def test_data_moves_only_pick_datasets_that_can_train_the_method() -> None:
     assert _add_dataset(sft, state) is None  # nothing else can train SFT
     switched = _switch_method(sft, state)
     assert switched is not None and switched.method == "dpo" and switched.datasets == ("arithmetic-preference",)
+
+
+def test_after_a_screen_the_search_policy_scores_on_the_whole_subset_again() -> None:
+    screen = _recipe().model_copy(update={"eval_fraction": 0.5})
+    result = _result(1, screen, 0.9)
+    result = result.model_copy(update={"evaluation": result.evaluation.model_copy(update={"n": 100})})
+    proposal = SearchPolicy().propose(_state([result]))
+    assert proposal is not None and proposal.params.eval_fraction == 1.0
+    assert _state([result]).best_iteration() is None, "0.9 on the first 100 items is not comparable"
