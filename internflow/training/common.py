@@ -124,6 +124,8 @@ class TrackioSteps(TrainerCallback):
     """
 
     def __init__(self, project: str, run: str, config: dict[str, Any]) -> None:
+        import trackio  # noqa: F401  (~0.5 s: paid before training starts, as transformers' callback does)
+
         self.project, self.run, self.config = project, run, config
         self._logged_through: int | None = None
 
