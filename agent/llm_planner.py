@@ -182,7 +182,7 @@ def anchor_params(state: PlannerState) -> IterationParams:
         anchor = max(attempts, key=lambda a: a[0])[1]
     else:
         anchor = load_recipe(state.config.model, state.config.recipe, state.default_datasets)
-    return anchor.model_copy(update={"eval_fraction": 1.0})
+    return anchor.scored_in_full()
 
 
 def _task_text(state: PlannerState, space: SearchSpace, final_instruction: str) -> str:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from agent.guard import IterationRecord
+from internflow.ledger import best_scored_in_full
 from internflow.schemas import (
     CampaignConfig,
     EvalResult,
@@ -59,10 +60,7 @@ class PlannerState(BaseModel):
         return self.datasets_by_method.get(method, ()) if self.datasets_by_method else self.datasets
 
     def best_iteration(self) -> IterationResult | None:
-        """The most accurate healthy iteration scored on the whole eval subset (a screen's score is
-        on fewer items, so not comparable)."""
-        whole = [r for r in self.history if r.diagnosis.verdict != "failed" and r.evaluation.n >= self.baseline.n]
-        return max(whole, key=lambda r: r.evaluation.accuracy, default=None)
+        return best_scored_in_full(self.history, self.baseline)
 
 
 class Planner(Protocol):

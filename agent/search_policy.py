@@ -143,7 +143,7 @@ class SearchPolicy:
         last_run = _latest(state)
         if last_run is not None:
             index, last_params, findings = last_run
-            last_params = _whole_subset(last_params)
+            last_params = last_params.scored_in_full()  # this policy never screens
             for finding in sorted(findings, key=lambda f: _SEVERITY.index(f.severity)):
                 reaction = REACTIONS.get(finding.direction or "")
                 if reaction is None:
@@ -159,7 +159,7 @@ class SearchPolicy:
             start = anchor.params
         else:  # nothing has worked yet: move on from the most recent attempt
             start = state.history[-1].params if state.history else state.failures[-1].params
-        start = _whole_subset(start)
+        start = start.scored_in_full()
         for name, move in MOVES:
             candidate = _within_bounds(move(start, state))
             if candidate is not None and signature(candidate) not in tried:
@@ -170,8 +170,3 @@ class SearchPolicy:
                 )
                 return Proposal(params=candidate, rationale=f"{name}, starting from {where}")
         return None
-
-
-def _whole_subset(params: IterationParams) -> IterationParams:
-    """This policy never screens: its moves are scored on the whole eval subset, like the best."""
-    return params.model_copy(update={"eval_fraction": 1.0})

@@ -7,6 +7,7 @@ next iteration's context and the report are all derived from this one record.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,14 @@ if TYPE_CHECKING:
 
     from agent.planner import PlannerState
 
-__all__ = ["CampaignLedger"]
+__all__ = ["CampaignLedger", "best_scored_in_full"]
+
+
+def best_scored_in_full(history: Iterable[IterationResult], baseline: EvalResult) -> IterationResult | None:
+    """The most accurate healthy iteration scored on the whole eval subset (a screen's score is on
+    fewer items, so not comparable)."""
+    whole = [r for r in history if r.diagnosis.verdict != "failed" and r.evaluation.n >= baseline.n]
+    return max(whole, key=lambda r: r.evaluation.accuracy, default=None)
 
 
 @dataclass
@@ -54,10 +62,8 @@ class CampaignLedger:
         return time.monotonic() - self.started
 
     def best(self) -> IterationResult | None:
-        """The most accurate healthy iteration scored on the whole eval subset (a screened one was
-        scored on other items), if it beat the untouched base model (else there is none)."""
-        healthy = [r for r in self.history if r.diagnosis.verdict != "failed" and r.evaluation.n >= self.baseline.n]
-        best = max(healthy, key=lambda r: r.evaluation.accuracy, default=None)
+        """The best iteration scored in full, if it beat the untouched base model (else there is none)."""
+        best = best_scored_in_full(self.history, self.baseline)
         return best if best is not None and best.evaluation.accuracy > self.baseline.accuracy else None
 
     def planner_state(

@@ -106,6 +106,10 @@ class IterationParams(_Frozen):
             raise ValueError(f"dataset_weights: each weight must be > 0, got {list(self.dataset_weights)}")
         return self
 
+    def scored_in_full(self) -> IterationParams:
+        """The same iteration scored on the whole eval subset (what training and the best compare on)."""
+        return self.model_copy(update={"eval_fraction": 1.0})
+
     @field_validator("datasets")
     @classmethod
     def _no_duplicate_datasets(cls, value: tuple[str, ...]) -> tuple[str, ...]:

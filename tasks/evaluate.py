@@ -8,13 +8,16 @@ import json
 import math
 import random
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from internflow.benchmarks import Benchmark, BenchmarkItem, get_benchmark
+from internflow.diagnostics import load_samples
 from internflow.schemas import EvalResult
 
 __all__ = ["evaluate_model", "on_first_items", "select_items", "wilson_interval"]
@@ -51,21 +54,21 @@ def on_first_items(result: EvalResult, n: int) -> EvalResult:
         raise FileNotFoundError(
             f"samples_path: {samples_file} is missing, so {result.label} cannot be re-scored on its first {n} items"
         )
-    with samples_file.open(encoding="utf-8") as lines:
-        samples = [json.loads(line) for line, _ in zip(lines, range(n), strict=False)]
+    return result.model_copy(update={"label": f"{result.label}[:{n}]", **_scores(load_samples(samples_file)[:n])})
+
+
+def _scores(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Accuracy with n, its 95 % Wilson interval and the unparseable count, from per-sample rows."""
     n_correct = sum(1 for s in samples if s["correct"])
-    low, high = wilson_interval(n_correct, n)
-    return result.model_copy(
-        update={
-            "label": f"{result.label}[:{n}]",
-            "accuracy": n_correct / n,
-            "n": n,
-            "n_correct": n_correct,
-            "ci_low": low,
-            "ci_high": high,
-            "unparseable": sum(s["extracted"] is None for s in samples),
-        }
-    )
+    low, high = wilson_interval(n_correct, len(samples))
+    return {
+        "accuracy": n_correct / len(samples),
+        "n": len(samples),
+        "n_correct": n_correct,
+        "ci_low": low,
+        "ci_high": high,
+        "unparseable": sum(s["extracted"] is None for s in samples),
+    }
 
 
 def generate(model_path: str, prompts: list[str], max_new_tokens: int) -> list[str]:
@@ -128,19 +131,12 @@ def evaluate_model(
     samples_path = samples_dir / f"{label}-{model_fingerprint}.jsonl"
     samples_path.write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples), encoding="utf-8")
 
-    n_correct = sum(1 for s in samples if s["correct"])
-    low, high = wilson_interval(n_correct, len(samples))
     result = EvalResult(
         label=label,
         benchmark=benchmark_name,
-        accuracy=n_correct / len(samples),
-        n=len(samples),
-        n_correct=n_correct,
-        ci_low=low,
-        ci_high=high,
-        unparseable=sum(s["extracted"] is None for s in samples),
         samples_path=str(samples_path),
         runtime_s=time.monotonic() - started,
+        **_scores(samples),
     )
     _publish(result, samples)
     return result

@@ -39,7 +39,7 @@ def build_train_request(
     """Content-addressed run name: the same starting model, data and parameters give the same run
     (so its checkpoints are found again after a crash)."""
     # Scoring is not training: a screened idea re-scored on the whole subset reuses its model.
-    params = params.model_copy(update={"eval_fraction": 1.0})
+    params = params.scored_in_full()
     identity = f"{init_fingerprint}|{data.fingerprint}|{params.model_dump_json()}"
     run_name = f"{params.method}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
     return TrainRequest(
