@@ -12,6 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# How answers are generated for evaluation: a vLLM server, or transformers in-process (a fallback
+# that must be chosen by name, never fallen back to silently).
+EvalBackend = Literal["vllm", "transformers"]
+
 __all__ = [
     "CampaignConfig",
     "CampaignReport",
@@ -156,6 +160,14 @@ class CampaignConfig(_Frozen):
     training_backend: Literal["local", "hf-jobs"] = Field(
         "local", description="Where training runs: a local child process, or Hugging Face Jobs (INTERNFLOW_HF_JOBS_*)."
     )
+    eval_backend: EvalBackend = Field(
+        "vllm", description="Answers for evaluation from a vLLM server (default), or 'transformers' in-process."
+    )
+    eval_endpoint: str | None = Field(
+        None,
+        description="OpenAI-compatible URL (…/v1) of a vLLM server you run for the base model, with runtime "
+        "LoRA loading on; none: internflow starts and stops its own.",
+    )
     approval_timeout_s: int = Field(3600, ge=1, description="How long a paused run waits for an answer.")
     approval_default: Literal["approve", "reject"] = Field(
         "reject", description="What an unanswered approval becomes after the timeout."
@@ -283,6 +295,10 @@ class LossPoint(_Frozen):
 
 class TrainResult(_Frozen):
     model_path: str
+    adapter_path: str | None = Field(
+        None, description="LoRA runs: the adapter before merging, which a running vLLM server hot-loads."
+    )
+    adapter_base: str | None = Field(None, description="The model the adapter was trained on.")
     steps: int
     losses: tuple[LossPoint, ...]
     final_loss: float | None
@@ -299,6 +315,14 @@ class TrainResult(_Frozen):
 # ---------------------------------------------------------------- evaluation ---------------
 
 
+class ServedModel(_Frozen):
+    """An OpenAI-compatible server (vLLM) and the model name to request from it."""
+
+    base_url: str = Field(description="OpenAI-compatible root, e.g. http://127.0.0.1:8000/v1")
+    model: str = Field(description="The name to request: the served model's or a loaded adapter's.")
+    model_path: str = Field(description="What the server loaded: LoRA adapters trained on it can be hot-loaded.")
+
+
 class EvalResult(_Frozen):
     label: str
     benchmark: str
@@ -310,6 +334,7 @@ class EvalResult(_Frozen):
     unparseable: int = Field(description="Outputs from which no answer could be extracted.")
     samples_path: str
     runtime_s: float
+    backend: str = Field("", description="What generated the answers: vllm or transformers.")
 
 
 # ---------------------------------------------------------------- diagnosis ----------------
@@ -387,6 +412,11 @@ class IterationContext(_Frozen):
     best_model: str | None = Field(None, description="Folder of the best iteration's model, for init_from='best'.")
     best_run: str | None = Field(None, description="Content-addressed run name of that model.")
     backend: str = Field("local", description="Training backend (internflow.execution) for this iteration.")
+    eval_backend: EvalBackend = Field("vllm", description="Generation for evaluation (CampaignConfig.eval_backend).")
+    eval_server: ServedModel | None = Field(
+        None, description="The campaign's vLLM server for the base model; LoRA iterations hot-load into it."
+    )
+    evaluator: str = Field("", description="Fingerprint of the campaign's evaluator and test set (checked each eval).")
 
     def eval_items(self, fraction: float) -> int | None:
         """How many items of the campaign's eval subset (the baseline's) an iteration is scored on."""

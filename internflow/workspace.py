@@ -57,6 +57,11 @@ class Workspace(BaseModel):
         return self._dir("eval-samples")
 
     @property
+    def logs_dir(self) -> Path:
+        """Server logs (vLLM's, one file per server start)."""
+        return self._dir("logs")
+
+    @property
     def literature_dir(self) -> Path:
         return self._dir("literature")
 

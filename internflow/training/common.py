@@ -199,12 +199,14 @@ def run_training(request: TrainRequest) -> TrainResult:
         checkpoint=lambda: last_checkpoint(output_dir),
     )
 
-    model_path = _save(trainer, Path(request.model_dir), merge_lora=params.use_lora)
+    model_path, adapter_path = _save(trainer, Path(request.model_dir), merge_lora=params.use_lora)
     history = trainer.state.log_history
     losses = tuple(LossPoint(step=int(e["step"]), loss=float(e["loss"])) for e in history if "loss" in e)
     rewards = tuple(LossPoint(step=int(e["step"]), loss=float(e["reward"])) for e in history if "reward" in e)
     return TrainResult(
         model_path=str(model_path),
+        adapter_path=None if adapter_path is None else str(adapter_path),
+        adapter_base=request.init_model if adapter_path is not None else None,
         steps=trainer.state.global_step,
         losses=losses,
         final_loss=losses[-1].loss if losses else None,
@@ -219,16 +221,23 @@ def run_training(request: TrainRequest) -> TrainResult:
     )
 
 
-def _save(trainer: Trainer, model_path: Path, *, merge_lora: bool) -> Path:
-    """A plain HF model folder (a LoRA adapter merged in), whatever the method."""
+ADAPTER_DIR = "lora-adapter"
+
+
+def _save(trainer: Trainer, model_path: Path, *, merge_lora: bool) -> tuple[Path, Path | None]:
+    """A plain HF model folder (a LoRA adapter merged in), whatever the method; LoRA runs also keep
+    the adapter alone, which a vLLM server already serving the base model can hot-load."""
     trained = trainer.model
     assert trained is not None
+    adapter_path = None
     if merge_lora:
+        adapter_path = model_path / ADAPTER_DIR
+        trained.save_pretrained(adapter_path)  # type: ignore[operator]
         trained = trained.merge_and_unload()  # type: ignore[operator]  # a PeftModel here
     trained.save_pretrained(model_path)  # type: ignore[operator]
     assert trainer.processing_class is not None
     trainer.processing_class.save_pretrained(model_path)
-    return model_path
+    return model_path, adapter_path
 
 
 def main(argv: list[str]) -> int:

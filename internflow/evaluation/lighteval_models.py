@@ -1,0 +1,172 @@
+"""The two generation backends, as lighteval models: a vLLM server (the default) and transformers
+in the evaluating process (the explicit fallback).
+
+Both render each prompt with the model's own chat template into token ids here, so both see
+exactly the same input; both decode the answer tokens with the same tokenizer.  Any difference
+between their scores is then a difference in the greedy tokens themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from lighteval.models.abstract_model import LightevalModel, ModelConfig
+from lighteval.models.model_output import ModelResponse
+from lighteval.tasks.requests import Doc
+from lighteval.utils.cache_management import SampleCache
+
+from internflow.evaluation.server import EvalServerError
+from internflow.schemas import ServedModel
+
+__all__ = ["InProcessTransformersModel", "ServedOpenAIModel", "cut_at_stop"]
+
+_TRANSFORMERS_BATCH = 32
+_REQUEST_CHUNK = 64  # prompts per completions request; a few in flight keep the server's batch full
+_REQUESTS_IN_FLIGHT = 4
+
+
+class _InternflowModelConfig(ModelConfig):
+    """lighteval keys its sample cache on this; it stays off (Prefect caches whole evaluations)."""
+
+    model_name: str
+    cache_dir: str
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    cut = min((text.find(s) for s in stop if s and s in text), default=-1)
+    return text if cut < 0 else text[:cut]
+
+
+def _up_to_eos(tokens: list[int], eos: set[int]) -> list[int]:
+    """The answer through its end-of-sequence token: what follows is padding."""
+    for position, token in enumerate(tokens):
+        if token in eos:
+            return tokens[: position + 1]
+    return tokens
+
+
+class _ChatGenerativeModel(LightevalModel):
+    """Greedy generation only: the bundled and catalog tasks are all generative."""
+
+    def __init__(self, tokenizer: Any, name: str, cache_dir: str) -> None:
+        self._tokenizer = tokenizer
+        self.config = _InternflowModelConfig(model_name=name, cache_dir=cache_dir)
+        self._cache = SampleCache(self.config)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tokenizer
+
+    @property
+    def add_special_tokens(self) -> bool:
+        return False
+
+    @property
+    def max_length(self) -> int:
+        return int(getattr(self._tokenizer, "model_max_length", 2048))
+
+    def prompt_ids(self, docs: Sequence[Doc]) -> list[list[int]]:
+        texts = [
+            self._tokenizer.apply_chat_template(
+                [{"role": "user", "content": doc.query}], tokenize=False, add_generation_prompt=True
+            )
+            for doc in docs
+        ]
+        return [list(ids) for ids in self._tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+    def greedy_until(self, docs: list[Doc]) -> list[ModelResponse]:
+        if not docs:
+            return []
+        max_new_tokens = docs[0].generation_size or 256
+        stop = tuple(docs[0].stop_sequences or ())
+        prompts = self.prompt_ids(docs)
+        answers = self.generate_ids(prompts, max_new_tokens, stop)
+        responses = []
+        for doc, prompt, answer in zip(docs, prompts, answers, strict=True):
+            text = cut_at_stop(self._tokenizer.decode(answer, skip_special_tokens=True), stop)
+            responses.append(ModelResponse(input=doc.query, input_tokens=prompt, text=[text], output_tokens=[answer]))
+        return responses
+
+    def generate_ids(self, prompts: list[list[int]], max_new_tokens: int, stop: tuple[str, ...]) -> list[list[int]]:
+        raise NotImplementedError
+
+    def loglikelihood(self, docs: list[Doc]) -> list[ModelResponse]:
+        raise NotImplementedError("internflow evaluates generative tasks only (greedy answers, extracted and judged)")
+
+    def loglikelihood_rolling(self, docs: list[Doc]) -> list[ModelResponse]:
+        raise NotImplementedError("internflow evaluates generative tasks only (greedy answers, extracted and judged)")
+
+
+class ServedOpenAIModel(_ChatGenerativeModel):
+    """Greedy completions from an OpenAI-compatible server (vLLM), prompts sent as token ids."""
+
+    def __init__(self, served: ServedModel, tokenizer: Any, cache_dir: str) -> None:
+        from openai import OpenAI
+
+        super().__init__(tokenizer, name=served.model, cache_dir=cache_dir)
+        self.served = served
+        # A local server: the only failures worth retrying are a busy queue's; the rest must surface.
+        self._client = OpenAI(base_url=served.base_url, api_key="internflow", max_retries=2, timeout=600)
+
+    def _complete(self, chunk: list[list[int]], max_new_tokens: int, stop: tuple[str, ...]) -> list[list[int]]:
+        from openai import OpenAIError
+
+        try:
+            response = self._client.completions.create(
+                model=self.served.model,
+                prompt=chunk,
+                max_tokens=max_new_tokens,
+                temperature=0.0,
+                stop=list(stop) or None,
+                extra_body={"return_token_ids": True, "skip_special_tokens": True},
+            )
+        except OpenAIError as error:
+            raise EvalServerError(f"{self.served.base_url} ({self.served.model}): {error}") from error
+        by_index = sorted(response.choices, key=lambda choice: choice.index)
+        return [list(getattr(choice, "token_ids", None) or []) for choice in by_index]
+
+    def generate_ids(self, prompts: list[list[int]], max_new_tokens: int, stop: tuple[str, ...]) -> list[list[int]]:
+        chunks = [prompts[i : i + _REQUEST_CHUNK] for i in range(0, len(prompts), _REQUEST_CHUNK)]
+        with ThreadPoolExecutor(_REQUESTS_IN_FLIGHT) as pool:
+            answers = pool.map(lambda chunk: self._complete(chunk, max_new_tokens, stop), chunks)
+            return [ids for chunk_answers in answers for ids in chunk_answers]
+
+
+class InProcessTransformersModel(_ChatGenerativeModel):
+    """transformers' `generate` in this process: the fallback when no vLLM can run, never a default."""
+
+    def __init__(self, model_path: str, cache_dir: str) -> None:
+        from internflow.models import load_model_and_tokenizer
+
+        model, tokenizer = load_model_and_tokenizer(model_path, for_generation=True)
+        super().__init__(tokenizer, name=model_path, cache_dir=cache_dir)
+        self.model = model.eval()
+
+    def generate_ids(self, prompts: list[list[int]], max_new_tokens: int, stop: tuple[str, ...]) -> list[list[int]]:
+        import torch
+
+        pad = self._tokenizer.pad_token_id
+        eos = self.model.generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, list) else [eos])
+        # Longest first in batches of similar length: less padding, and an OOM shows up at once.
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        answers: list[list[int]] = [[] for _ in prompts]
+        for start in range(0, len(order), _TRANSFORMERS_BATCH):
+            batch = order[start : start + _TRANSFORMERS_BATCH]
+            width = max(len(prompts[i]) for i in batch)
+            # Left padding: every answer starts right after its own prompt.
+            ids = torch.tensor([[pad] * (width - len(prompts[i])) + prompts[i] for i in batch])
+            mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in batch])
+            with torch.inference_mode():
+                generated = self.model.generate(  # type: ignore[operator]  # transformers types generate() loosely
+                    input_ids=ids.to(self.model.device),
+                    attention_mask=mask.to(self.model.device),
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=pad,
+                )
+            for row, i in enumerate(batch):
+                answers[i] = _up_to_eos(generated[row, width:].tolist(), eos)
+        return answers

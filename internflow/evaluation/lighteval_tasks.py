@@ -1,0 +1,134 @@
+"""A benchmark's test items as a lighteval task, scored by a lighteval pipeline.
+
+The task's data is the exact item subset the campaign chose (written as a local JSONL dataset),
+its prompt function renders each item with the benchmark's own prompt, and its one metric
+extracts the answer and judges it with the benchmark's own rules.  The pipeline runs the model
+(a vLLM server or transformers, see lighteval_models) and scores every sample.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from internflow.benchmarks import Benchmark, BenchmarkItem
+
+# lighteval's registry imports its "extended" task modules at import time, and some of them fetch
+# data or need packages we do not install.  internflow never loads that suite, so an empty module
+# stands in for it before lighteval is imported (site-packages stays as installed).
+if "lighteval.tasks.extended" not in sys.modules:
+    _extended = types.ModuleType("lighteval.tasks.extended")
+    _extended.__dict__["AVAILABLE_EXTENDED_TASKS_MODULES"] = []
+    _extended.__path__ = []
+    sys.modules["lighteval.tasks.extended"] = _extended
+
+from lighteval.logging.evaluation_tracker import EvaluationTracker  # noqa: E402
+from lighteval.metrics.metrics_sample import SampleLevelComputation  # noqa: E402
+from lighteval.metrics.utils.metric_utils import SampleLevelMetric  # noqa: E402
+from lighteval.models.abstract_model import LightevalModel  # noqa: E402
+from lighteval.models.model_output import ModelResponse  # noqa: E402
+from lighteval.pipeline import ParallelismManager, Pipeline, PipelineParameters  # noqa: E402
+from lighteval.tasks.lighteval_task import LightevalTaskConfig  # noqa: E402
+from lighteval.tasks.requests import Doc, SamplingMethod  # noqa: E402
+
+__all__ = ["BenchmarkJudge", "run_lighteval", "task_config", "write_items"]
+
+_SUITE = "custom"  # lighteval registers only its known suites; "custom" is the one for user tasks
+
+
+class BenchmarkJudge(SampleLevelComputation):
+    """1.0 when the answer extracted from the generation is judged correct by the benchmark."""
+
+    def __init__(self, benchmark: Benchmark) -> None:
+        self.benchmark = benchmark
+
+    def compute(self, model_response: ModelResponse, doc: Doc, **kwargs: Any) -> float:
+        extracted = self.benchmark.extract(model_response.final_text[0])
+        return float(extracted is not None and self.benchmark.judge(extracted, doc.choices[doc.gold_index]))
+
+
+def write_items(items: list[BenchmarkItem], folder: Path) -> Path:
+    """The items as a local dataset folder (`test.jsonl`), what the task's `hf_repo` points at."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "test.jsonl").write_text("".join(item.model_dump_json() + "\n" for item in items), encoding="utf-8")
+    return folder
+
+
+def task_config(benchmark: Benchmark, data_folder: Path) -> LightevalTaskConfig:
+    def prompt(line: dict[str, Any], task_name: str = "") -> Doc:
+        item = BenchmarkItem.model_validate({k: v for k, v in line.items() if not k.startswith("__")})
+        return Doc(
+            task_name=task_name,
+            query=benchmark.prompt(item),
+            choices=[item.answer],
+            gold_index=0,
+            id=item.id,
+            specific={"id": item.id},
+        )
+
+    accuracy = SampleLevelMetric(
+        metric_name="accuracy",
+        higher_is_better=True,
+        category=SamplingMethod.GENERATIVE,
+        sample_level_fn=BenchmarkJudge(benchmark),
+        corpus_level_fn=np.mean,
+    )
+    return LightevalTaskConfig(
+        name=benchmark.name,
+        suite=[_SUITE],
+        prompt_function=prompt,
+        hf_repo=str(data_folder),
+        hf_subset="default",
+        hf_avail_splits=["test"],
+        evaluation_splits=["test"],
+        metrics=[accuracy],
+        generation_size=benchmark.max_new_tokens,
+        stop_sequence=[],
+    )
+
+
+def run_lighteval(
+    benchmark: Benchmark, items: list[BenchmarkItem], model: LightevalModel, work_dir: Path
+) -> list[dict[str, Any]]:
+    """Score `model` on `items`; one row per item, in the items' order: prompt, output, extracted
+    answer, expected answer and correctness (lighteval's metric value)."""
+    config = task_config(benchmark, write_items(items, work_dir / "data"))
+    tasks_module = types.ModuleType(f"internflow_eval_{benchmark.name}")
+    tasks_module.__dict__["TASKS_TABLE"] = [config]
+    tasks_module.__file__ = __file__  # lighteval logs where custom tasks came from
+    pipeline = Pipeline(
+        tasks=f"{_SUITE}|{benchmark.name}|0",
+        pipeline_parameters=PipelineParameters(
+            launcher_type=ParallelismManager.NONE,
+            custom_tasks_directory=tasks_module,  # type: ignore[arg-type]  # the registry takes a module too
+            remove_reasoning_tags=False,  # the answer is judged on exactly what the model wrote
+        ),
+        evaluation_tracker=EvaluationTracker(output_dir=str(work_dir / "lighteval"), save_details=False),
+        model=model,
+    )
+    pipeline.evaluate()
+    by_id = {}
+    for details in pipeline.get_details().values():
+        for detail in details:
+            output = detail.model_response.final_text[0]
+            by_id[detail.doc.specific["id"]] = {
+                "id": detail.doc.specific["id"],
+                "prompt": detail.doc.query,
+                "output": output,
+                "extracted": benchmark.extract(output),
+                "expected": detail.doc.choices[detail.doc.gold_index],
+                "correct": bool(detail.metric["accuracy"]),
+            }
+    missing = [item.id for item in items if item.id not in by_id]
+    if missing:
+        raise RuntimeError(f"lighteval returned no result for {len(missing)} items, e.g. {missing[:3]}")
+    return [by_id[item.id] for item in items]
+
+
+def dump_samples(samples: list[dict[str, Any]], path: Path) -> None:
+    path.write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples), encoding="utf-8")

@@ -1,0 +1,228 @@
+"""A vLLM OpenAI-compatible server for the model under test, run from vLLM's own environment.
+
+vLLM's pins clash with the main environment's (the CPU build wants mcp>=2, its own transformers),
+so it lives in a virtual environment of its own (`make vllm-env` builds `.venv-vllm`) and we talk
+to it over HTTP only.  The server is started behind `internflow.evaluation.watchdog`, which takes
+the server's whole process tree down when we stop it, when we fail, when we are cancelled, and
+when our process dies without a word (SIGKILL).
+
+One server can stay up for a whole campaign: it serves the base model with runtime LoRA loading
+on, and each iteration trained with LoRA is evaluated by loading its adapter into it
+(`load_adapter`).  A full fine-tune is a different model, so it needs a server of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import requests
+from pydantic import BaseModel, ConfigDict, Field
+
+from internflow.schemas import ServedModel
+
+__all__ = [
+    "SERVED_NAME",
+    "EvalServerError",
+    "load_adapter",
+    "served_model_name",
+    "ServerSettings",
+    "VLLMServer",
+    "vllm_python",
+]
+
+SERVED_NAME = "model-under-test"
+# `make vllm-env` puts it here; INTERNFLOW_VLLM_PYTHON points anywhere else (a GPU `vllm` install).
+_DEFAULT_ENV = Path(__file__).resolve().parents[2] / ".venv-vllm"
+
+
+class EvalServerError(RuntimeError):
+    """The vLLM server could not be found, started or used; the message says which and why."""
+
+
+class ServerSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_model_len: int = Field(
+        4096, ge=64, description="Longest prompt + answer the server accepts (at most the model's own limit)."
+    )
+    max_lora_rank: int = Field(64, ge=1, description="Largest LoRA rank that can be hot-loaded.")
+    max_loras: int = Field(4, ge=1, description="Adapters resident at once (older ones are swapped out).")
+    cpu_kv_cache_gib: float = Field(1.0, gt=0, description="KV cache on the CPU build (its memory is not a GPU's).")
+    startup_timeout_s: float = Field(600.0, gt=0)
+
+
+def vllm_python() -> str:
+    """The python of vLLM's environment, or an error that says how to get one."""
+    configured = os.environ.get("INTERNFLOW_VLLM_PYTHON")
+    candidate = Path(configured) if configured else _DEFAULT_ENV / "bin" / "python"
+    if not candidate.is_file():
+        where = f"INTERNFLOW_VLLM_PYTHON={configured}" if configured else str(candidate)
+        raise EvalServerError(
+            f"eval_backend 'vllm': no vLLM environment at {where}. Build it with `make vllm-env` (the CPU "
+            "build), or set INTERNFLOW_VLLM_PYTHON to a python that has `vllm` installed, or choose "
+            "eval_backend='transformers' (in-process, slower) explicitly."
+        )
+    return str(candidate)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+class VLLMServer:
+    """One `vllm` OpenAI-compatible server process tree; a context manager that always cleans up."""
+
+    def __init__(self, model_path: str, log_dir: Path, settings: ServerSettings | None = None) -> None:
+        self.model_path = model_path
+        self.settings = settings or ServerSettings()
+        self.log_dir = log_dir
+        self.port = 0
+        self.log_path: Path | None = None
+        self.startup_s: float | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def command(self, port: int) -> list[str]:
+        args = [
+            vllm_python(), "-m", "vllm.entrypoints.openai.api_server",
+            "--model", self.model_path, "--served-model-name", SERVED_NAME,
+            "--host", "127.0.0.1", "--port", str(port),
+            "--max-model-len", str(self._max_model_len()),
+            "--enable-lora", "--max-lora-rank", str(self.settings.max_lora_rank),
+            "--max-loras", str(self.settings.max_loras),
+            "--generation-config", "vllm",  # greedy means greedy: ignore the model's sampling defaults
+            "--seed", "0",
+        ]  # fmt: skip
+        # fp32 on CPU: the transformers backend's numerics, so both give the same greedy answers.
+        args += ["--dtype", "auto" if _on_gpu() else "float32"]
+        return args
+
+    def _max_model_len(self) -> int:
+        """The settings' length, capped by the model's position limit (vLLM refuses a longer one)."""
+        from transformers import AutoConfig
+
+        limit = getattr(AutoConfig.from_pretrained(self.model_path), "max_position_embeddings", None)
+        return min(self.settings.max_model_len, int(limit)) if limit else self.settings.max_model_len
+
+    def start(self) -> VLLMServer:
+        if self.running:
+            return self
+        self.port = _free_port()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.log_dir / f"vllm-{self.port}.log"
+        env = dict(os.environ, VLLM_ALLOW_RUNTIME_LORA_UPDATING="True")
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{self.settings.cpu_kv_cache_gib:g}")
+        env.pop("PYTHONPATH", None)  # vLLM's environment must not import the main one's packages
+        watchdog = [sys.executable, "-m", "internflow.evaluation.watchdog", "--"]
+        started = time.monotonic()
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                watchdog + self.command(self.port), stdout=log, stderr=subprocess.STDOUT, env=env
+            )
+        try:
+            self._wait_ready(started)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_s = time.monotonic() - started
+        return self
+
+    def _wait_ready(self, started: float) -> None:
+        deadline = started + self.settings.startup_timeout_s
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise EvalServerError(
+                    f"vLLM server for {self.model_path} exited during start-up; last lines of {self.log_path}:\n"
+                    + self.log_tail()
+                )
+            try:
+                if requests.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise EvalServerError(
+            f"vLLM server for {self.model_path} was not ready after {self.settings.startup_timeout_s:.0f} s; "
+            f"last lines of {self.log_path}:\n" + self.log_tail()
+        )
+
+    def log_tail(self, lines: int = 25) -> str:
+        if self.log_path is None or not self.log_path.is_file():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()  # the watchdog stops the server's whole session, then exits
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def __enter__(self) -> VLLMServer:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def served(self) -> ServedModel:
+        return ServedModel(base_url=self.base_url, model=SERVED_NAME, model_path=self.model_path)
+
+
+def load_adapter(server: ServedModel, name: str, adapter_path: str) -> ServedModel:
+    """Hot-load a LoRA adapter trained on the server's model; requests naming `name` then use it.
+    Loading the same name twice is harmless (an adapter's name is its training run's fingerprint)."""
+    root = server.base_url.rstrip("/")
+    try:
+        response = requests.post(
+            f"{root}/load_lora_adapter", json={"lora_name": name, "lora_path": adapter_path}, timeout=300
+        )
+    except requests.RequestException as error:
+        raise EvalServerError(f"{root}: could not load LoRA adapter {adapter_path}: {error}") from error
+    if response.status_code != 200 and "already" not in response.text:
+        raise EvalServerError(
+            f"{root} refused LoRA adapter {adapter_path} ({response.status_code}): {response.text[:500]}. "
+            "The server needs --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True."
+        )
+    return server.model_copy(update={"model": name})
+
+
+def served_model_name(base_url: str) -> str:
+    """The model a user's OpenAI-compatible server serves (its first listed model)."""
+    root = base_url.rstrip("/")
+    try:
+        response = requests.get(f"{root}/models", timeout=30)
+        response.raise_for_status()
+        models = response.json()["data"]
+    except (requests.RequestException, ValueError, KeyError) as error:
+        raise EvalServerError(f"eval_endpoint: {root}/models did not list a served model: {error}") from error
+    if not models:
+        raise EvalServerError(f"eval_endpoint: {root} serves no model")
+    return str(models[0]["id"])
