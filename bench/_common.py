@@ -21,6 +21,9 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--benchmark", default="arithmetic")
     parser.add_argument("--recipe", default="sft/default")
     parser.add_argument("--eval-limit", type=int, default=100)
+    parser.add_argument(
+        "--eval-backend", default="transformers", choices=["transformers", "vllm"], help="answers for evaluation"
+    )
     parser.add_argument("--workspace", default=None, help="default: a fresh temporary folder")
     return parser.parse_args()
 
@@ -69,5 +72,6 @@ def iteration_inputs(args: argparse.Namespace, workspace: Workspace):  # -> (Ite
         benchmark=benchmark.name,
         eval_limit=args.eval_limit,
         baseline=placeholder,
+        eval_backend=args.eval_backend,
     )
     return params, context

@@ -1,5 +1,7 @@
 """Orchestration overhead: one research iteration through Prefect vs the same training + eval
-run as a bare script (the same training child process and the same generation code, no Prefect).
+run as a bare script (the same training child process and the same lighteval evaluation, no Prefect).
+Generation is transformers in-process on both sides (`--eval-backend`): this measures orchestration,
+so a vLLM server's start-up must not sit on one side only.
 
 Both sides train from the same prepared data with the same parameters in one run, bare first.
 Prints both wall times and the ratio; the target is <= 1.05.
@@ -18,9 +20,11 @@ def bare_iteration(request, benchmark_name: str, eval_limit: int, seed: int) -> 
     from pathlib import Path
 
     from internflow.benchmarks import get_benchmark
+    from internflow.evaluation.lighteval_models import InProcessTransformersModel
+    from internflow.evaluation.lighteval_tasks import run_lighteval
     from internflow.schemas import TrainResult
     from internflow.training import RESULT_FILE
-    from tasks.evaluate import generate, select_items
+    from tasks.evaluate import select_items
 
     Path(request.checkpoint_dir).mkdir(parents=True, exist_ok=True)
     request_file = Path(request.checkpoint_dir) / "request.json"
@@ -34,12 +38,10 @@ def bare_iteration(request, benchmark_name: str, eval_limit: int, seed: int) -> 
     trained = TrainResult.model_validate_json((Path(request.checkpoint_dir) / RESULT_FILE).read_text())
     benchmark = get_benchmark(benchmark_name)
     items = select_items(benchmark, eval_limit, seed)
-    outputs = generate(trained.model_path, [benchmark.prompt(i) for i in items], benchmark.max_new_tokens)
-    correct = [
-        benchmark.judge(x, i.answer) if (x := benchmark.extract(o)) is not None else False
-        for i, o in zip(items, outputs, strict=True)
-    ]
-    return sum(correct) / len(correct)
+    work_dir = Path(request.checkpoint_dir) / "bare-eval"
+    model = InProcessTransformersModel(trained.model_path, str(work_dir / "lighteval-cache"))
+    samples = run_lighteval(benchmark, items, model, work_dir)
+    return sum(s["correct"] for s in samples) / len(samples)
 
 
 def main() -> None:

@@ -12,11 +12,12 @@ from agent.budget import estimate_iteration_seconds, estimate_job, stop_reason
 from agent.digest import GUARD_TAG_PREFIX
 from flows.iteration import research_iteration
 from internflow.benchmarks import get_benchmark
+from internflow.evaluation.integrity import pin_evaluator
 from internflow.ledger import CampaignLedger
 from internflow.preflight import preflight
 from internflow.schemas import CampaignConfig, CampaignReport, IterationParams
 from internflow.workspace import Workspace
-from tasks.evaluate import evaluate_model
+from tasks.evaluate import eval_server, evaluate_model
 from tasks.plan import close_planner_log, plan_next_iteration
 from tasks.publish import publish_campaign
 from tasks.report import publish_report
@@ -31,50 +32,59 @@ def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # no
     benchmark = get_benchmark(config.benchmark)
     storage = workspace.results_dir  # persisted results and cache records live in the workspace
 
-    baseline = evaluate_model.with_options(result_storage=storage)(
-        checked.base_model,
-        checked.base_fingerprint,
-        benchmark.name,
-        config.eval_limit,
-        config.seed,
-        "baseline",
-        workspace.samples_dir,
-    )
-    ledger = CampaignLedger(config, str(workspace.root), checked.base_model, checked.base_fingerprint, baseline)
-
-    def out_of_budget(next_params: IterationParams | None = None) -> str | None:
-        estimate = estimate_iteration_seconds(next_params, ledger.history) if next_params else None
-        money_left = None if config.money_budget_usd is None else config.money_budget_usd - ledger.spent_usd
-        return stop_reason(
-            elapsed_s=ledger.elapsed_s,
-            time_budget_s=config.time_budget_minutes * 60,
-            iterations_done=ledger.done,
-            max_iterations=config.max_iterations,
-            next_estimate_s=estimate,
-            next_job=None if estimate is None else estimate_job(estimate, "gpu", config.gpu_usd_per_hour),
-            money_left_usd=money_left,
+    evaluator = pin_evaluator(workspace.root, benchmark)  # a changed evaluator or test set is refused
+    # One vLLM server for the base model through the whole campaign (LoRA iterations hot-load their
+    # adapters into it); it goes down with the campaign, on failure and on cancel too.
+    with eval_server(config.eval_backend, checked.base_model, config.eval_endpoint, workspace.logs_dir) as served:
+        baseline = evaluate_model.with_options(result_storage=storage)(
+            checked.base_model,
+            checked.base_fingerprint,
+            benchmark.name,
+            config.eval_limit,
+            config.seed,
+            "baseline",
+            workspace.samples_dir,
+            backend=config.eval_backend,
+            server=served,
+            evaluator=evaluator,
+        )
+        ledger = CampaignLedger(
+            config, str(workspace.root), checked.base_model, checked.base_fingerprint, baseline, served, evaluator
         )
 
-    while not (reason := out_of_budget()):
-        proposal = plan_next_iteration(
-            ledger.planner_state(checked.datasets, benchmark.default_datasets, checked.datasets_by_method)
-        )
-        if proposal is None:
-            reason = "planner: nothing left worth trying"
-            break
-        if reason := out_of_budget(proposal.params):
-            break
-        approval = request_approval(proposal, estimate_iteration_seconds(proposal.params, ledger.history), config)
-        if approval.decision == "reject":
-            reason = f"approval: {approval.describe()}"
-            break
-        proposal = proposal.model_copy(update={"params": approval.params})
-        with tags(GUARD_TAG_PREFIX + proposal.guard_action):  # the guard's action, kept in Prefect's history
-            outcome = research_iteration.with_options(result_storage=storage)(
-                proposal.params, ledger.next_context(), proposal.rationale, return_state=True
+        def out_of_budget(next_params: IterationParams | None = None) -> str | None:
+            estimate = estimate_iteration_seconds(next_params, ledger.history) if next_params else None
+            money_left = None if config.money_budget_usd is None else config.money_budget_usd - ledger.spent_usd
+            return stop_reason(
+                elapsed_s=ledger.elapsed_s,
+                time_budget_s=config.time_budget_minutes * 60,
+                iterations_done=ledger.done,
+                max_iterations=config.max_iterations,
+                next_estimate_s=estimate,
+                next_job=None if estimate is None else estimate_job(estimate, "gpu", config.gpu_usd_per_hour),
+                money_left_usd=money_left,
             )
-        ledger.record(proposal, outcome)
-        publish_report(ledger.report("running", str(flow_run.id)), workspace.report_json)
+
+        while not (reason := out_of_budget()):
+            proposal = plan_next_iteration(
+                ledger.planner_state(checked.datasets, benchmark.default_datasets, checked.datasets_by_method)
+            )
+            if proposal is None:
+                reason = "planner: nothing left worth trying"
+                break
+            if reason := out_of_budget(proposal.params):
+                break
+            approval = request_approval(proposal, estimate_iteration_seconds(proposal.params, ledger.history), config)
+            if approval.decision == "reject":
+                reason = f"approval: {approval.describe()}"
+                break
+            proposal = proposal.model_copy(update={"params": approval.params})
+            with tags(GUARD_TAG_PREFIX + proposal.guard_action):  # the guard's action, kept in Prefect's history
+                outcome = research_iteration.with_options(result_storage=storage)(
+                    proposal.params, ledger.next_context(), proposal.rationale, return_state=True
+                )
+            ledger.record(proposal, outcome)
+            publish_report(ledger.report("running", str(flow_run.id)), workspace.report_json)
 
     close_planner_log(ledger.planner_state(checked.datasets, benchmark.default_datasets, checked.datasets_by_method))
     final = ledger.report(reason, str(flow_run.id))

@@ -71,6 +71,10 @@ def research_iteration(params: IterationParams, context: IterationContext, ratio
         context.seed,
         f"iteration-{context.index}",
         workspace.samples_dir,
+        backend=context.eval_backend,
+        server=context.eval_server,
+        adapter=(trained.adapter_path, trained.adapter_base) if trained.adapter_path and trained.adapter_base else None,
+        evaluator=context.evaluator,
     )
     # A screened iteration is compared with the baseline and the best on its own (fewer) items.
     baseline = on_first_items(context.baseline, evaluation.n)

@@ -49,6 +49,12 @@ def run(
     money_budget: Annotated[float | None, typer.Option(help="Money budget in USD (needs --gpu-usd-per-hour).")] = None,
     gpu_usd_per_hour: Annotated[float, typer.Option(help="Training hardware price per hour, USD.")] = 0.0,
     mcp_config: Annotated[str | None, typer.Option(help="YAML file of MCP servers for the LLM planner.")] = None,
+    eval_backend: Annotated[
+        str, typer.Option(help="Answers for evaluation: 'vllm' (a server, default) or 'transformers' (in-process).")
+    ] = "vllm",
+    eval_endpoint: Annotated[
+        str | None, typer.Option(help="URL (…/v1) of your own vLLM server for the base model, runtime LoRA on.")
+    ] = None,
 ) -> None:
     """Run a campaign: baseline eval, then planner-driven iterations until the budget is spent."""
     from pydantic import ValidationError
@@ -69,6 +75,8 @@ def run(
             money_budget_usd=money_budget,
             gpu_usd_per_hour=gpu_usd_per_hour,
             mcp_config=mcp_config,
+            eval_backend=eval_backend,  # type: ignore[arg-type]  # validated by CampaignConfig
+            eval_endpoint=eval_endpoint,
         )
     except ValidationError as error:
         raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())) from None
@@ -168,8 +176,9 @@ def leaderboard(workspace: Workspace_ = "internflow-workspace") -> None:
 
 @app.command()
 def benchmarks() -> None:
-    """List the bundled benchmarks and the catalog datasets meant for each."""
+    """List the bundled benchmarks, the catalog datasets meant for each, and the Hub eval targets."""
     from internflow.benchmarks import BENCHMARKS
+    from internflow.benchmarks.posttrainbench import POSTTRAINBENCH
     from internflow.catalog import list_catalog
 
     catalog = list_catalog()
@@ -177,6 +186,8 @@ def benchmarks() -> None:
     for name, bench in BENCHMARKS.items():
         mine = ", ".join(n for n, e in catalog.items() if e.benchmark == name)
         table.add_row(name, bench.kind, str(len(bench.load("test"))), mine, bench.description)
+    for name, bench in POSTTRAINBENCH.items():  # not loaded here: their data is on the Hub
+        table.add_row(name, bench.kind, "Hub", "-", bench.description)
     console.print(table)
 
 

@@ -20,6 +20,7 @@ from internflow.schemas import (
     IterationContext,
     IterationResult,
     Proposal,
+    ServedModel,
 )
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ class CampaignLedger:
     base_model: str
     base_fingerprint: str
     baseline: EvalResult
+    eval_server: ServedModel | None = None
+    evaluator: str = ""
     started: float = field(default_factory=time.monotonic)
     history: list[IterationResult] = field(default_factory=list)
     failures: list[FailedIteration] = field(default_factory=list)
@@ -99,6 +102,9 @@ class CampaignLedger:
             best_model=best.train.model_path if best else None,
             best_run=best.train.trackio_run if best else None,
             backend=self.config.training_backend,
+            eval_backend=self.config.eval_backend,
+            eval_server=self.eval_server,
+            evaluator=self.evaluator,
         )
 
     def record(self, proposal: Proposal, outcome: State) -> None:

@@ -1,28 +1,40 @@
-"""Evaluation stage: greedy batched generation on the benchmark's held-out test split, answer
-extraction, accuracy with n and a 95 % Wilson interval, per-sample outputs saved to the workspace.
+"""Evaluation stage: the benchmark's seeded test subset as a lighteval task, answered greedily by
+a vLLM server (or transformers in-process, when asked for by name), each answer extracted and
+judged; accuracy with n and a 95 % Wilson interval, per-sample rows saved to the workspace and
+shown worst first as an artifact.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lighteval.models.abstract_model import LightevalModel
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import INPUTS, TASK_SOURCE
+from transformers import AutoTokenizer
 
 from internflow.benchmarks import Benchmark, BenchmarkItem, get_benchmark
 from internflow.diagnostics import load_samples
-from internflow.schemas import EvalResult
+from internflow.evaluation.integrity import check_evaluator
+from internflow.evaluation.lighteval_models import InProcessTransformersModel, ServedOpenAIModel
+from internflow.evaluation.lighteval_tasks import dump_samples, run_lighteval
+from internflow.evaluation.server import VLLMServer, load_adapter, served_model_name
+from internflow.schemas import EvalBackend, EvalResult, ServedModel
 
-__all__ = ["evaluate_model", "on_first_items", "select_items", "wilson_interval"]
-
-_BATCH_SIZE = 32
+__all__ = [
+    "eval_server",
+    "evaluate_model",
+    "on_first_items",
+    "select_items",
+    "wilson_interval",
+]
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -71,35 +83,55 @@ def _scores(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def generate(model_path: str, prompts: list[str], max_new_tokens: int) -> list[str]:
-    import torch
-
-    from internflow.models import load_model_and_tokenizer
-
-    model, tokenizer = load_model_and_tokenizer(model_path, for_generation=True)
-    model.eval()
-    chats = [
-        tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
-        for p in prompts
-    ]
-    # Longest first in batches of similar length: less padding, and an OOM shows up at once.
-    order = sorted(range(len(chats)), key=lambda i: -len(chats[i]))
-    outputs: list[str] = [""] * len(chats)
-    for start in range(0, len(order), _BATCH_SIZE):
-        batch = order[start : start + _BATCH_SIZE]
-        encoded = tokenizer([chats[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
-        encoded = encoded.to(model.device)
-        with torch.inference_mode():
-            generated = model.generate(  # type: ignore[operator]  # transformers types generate() loosely
-                **encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
-            )
-        texts = tokenizer.batch_decode(generated[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
-        for i, text in zip(batch, texts, strict=True):
-            outputs[i] = text
-    return outputs
+@contextmanager
+def eval_server(
+    backend: EvalBackend, base_model: str, endpoint: str | None, log_dir: Path
+) -> Iterator[ServedModel | None]:
+    """The campaign's server for its base model, kept up across iterations so that LoRA iterations
+    are evaluated by hot-loading their adapters: the user's endpoint when given, otherwise one
+    started here and stopped when the campaign ends, fails or is cancelled.  None for transformers."""
+    if backend == "transformers":
+        yield None
+    elif endpoint:
+        yield ServedModel(base_url=endpoint.rstrip("/"), model=served_model_name(endpoint), model_path=base_model)
+    else:
+        with VLLMServer(base_model, log_dir) as server:
+            yield server.served()
 
 
-@task(name="evaluate", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, retries=1, retry_delay_seconds=5)
+@contextmanager
+def _answering_model(
+    model_path: str,
+    run_name: str,
+    backend: EvalBackend,
+    server: ServedModel | None,
+    adapter: tuple[str, str] | None,
+    work_dir: Path,
+) -> Iterator[LightevalModel]:
+    """What generates the answers: the campaign's server (the base model, or an adapter hot-loaded
+    into it), a server started for this model alone (a full fine-tune), or transformers in-process."""
+    cache_dir = str(work_dir / "lighteval-cache")
+    if backend == "transformers":
+        yield InProcessTransformersModel(model_path, cache_dir)
+        return
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if server is not None and server.model_path == model_path:
+        yield ServedOpenAIModel(server, tokenizer, cache_dir)
+    elif server is not None and adapter is not None and adapter[1] == server.model_path:
+        yield ServedOpenAIModel(load_adapter(server, run_name, adapter[0]), tokenizer, cache_dir)
+    else:
+        with VLLMServer(model_path, work_dir.parent / "logs") as own:
+            yield ServedOpenAIModel(own.served(), tokenizer, cache_dir)
+
+
+# The server is where answers come from, not what they are: it stays out of the cache key.
+@task(
+    name="evaluate",
+    cache_policy=(INPUTS - "server") + TASK_SOURCE,
+    persist_result=True,
+    retries=1,
+    retry_delay_seconds=5,
+)
 def evaluate_model(
     model_path: str,
     model_fingerprint: str,
@@ -108,34 +140,30 @@ def evaluate_model(
     seed: int,
     label: str,
     samples_dir: Path,
+    backend: EvalBackend = "vllm",
+    server: ServedModel | None = None,
+    adapter: tuple[str, str] | None = None,
+    evaluator: str = "",
 ) -> EvalResult:
+    """Score a model on the benchmark's seeded test subset through lighteval.  `adapter` is
+    (adapter folder, model it was trained on) for LoRA runs; `evaluator` the campaign's evaluator
+    fingerprint, refused when the benchmark's code or test set no longer match it."""
     started = time.monotonic()
     benchmark = get_benchmark(benchmark_name)
+    check_evaluator(benchmark, evaluator)
     items = select_items(benchmark, limit, seed)
-    outputs = generate(model_path, [benchmark.prompt(item) for item in items], benchmark.max_new_tokens)
-
-    samples = []
-    for item, output in zip(items, outputs, strict=True):
-        extracted = benchmark.extract(output)
-        correct = extracted is not None and benchmark.judge(extracted, item.answer)
-        samples.append(
-            {
-                "id": item.id,
-                "prompt": benchmark.prompt(item),
-                "output": output,
-                "extracted": extracted,
-                "expected": item.answer,
-                "correct": correct,
-            }
-        )
+    work_dir = samples_dir.parent / "eval-work" / f"{label}-{model_fingerprint}"
+    with _answering_model(model_path, model_fingerprint, backend, server, adapter, work_dir) as model:
+        samples = run_lighteval(benchmark, items, model, work_dir)
     samples_path = samples_dir / f"{label}-{model_fingerprint}.jsonl"
-    samples_path.write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples), encoding="utf-8")
+    dump_samples(samples, samples_path)
 
     result = EvalResult(
         label=label,
         benchmark=benchmark_name,
         samples_path=str(samples_path),
         runtime_s=time.monotonic() - started,
+        backend=backend,
         **_scores(samples),
     )
     _publish(result, samples)
@@ -159,6 +187,7 @@ def _publish(result: EvalResult, samples: list[dict]) -> None:
         markdown=(
             f"## {result.label}: {result.accuracy:.1%} on {result.benchmark}\n\n"
             f"n = {result.n}, 95 % CI [{result.ci_low:.1%}, {result.ci_high:.1%}], unparseable: {result.unparseable}; "
+            f"answers from {result.backend or 'unknown'}; "
             f"samples: `{result.samples_path}`\n\n| prompt | output | extracted | expected | |\n|---|---|---|---|---|\n"
             + "\n".join(rows)
         ),

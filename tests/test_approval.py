@@ -22,6 +22,7 @@ def _config(tiny_model: Path, workspace: Path, **overrides: object) -> CampaignC
         "max_iterations": 1,
         "eval_limit": 8,
         "recipe": "sft/smoke",
+        "eval_backend": "transformers",
         "time_budget_minutes": 30,
         "approval_gpu_hours": 0.0,
     }

@@ -121,6 +121,7 @@ def triggered_campaign(deployed_with_worker, tiny_model: Path, tmp_path_factory:
             "max_iterations": 1,
             "eval_limit": 8,
             "recipe": "sft/smoke",
+            "eval_backend": "transformers",
             "planner": "search",
         }
         run = run_deployment("campaign/campaign", parameters={"config": config}, timeout=420, poll_interval=3)

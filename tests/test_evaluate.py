@@ -29,7 +29,7 @@ def test_quick_eval_subset_is_the_same_every_time_and_from_the_test_split() -> N
 
 @flow
 def _evaluate(model: str, samples: Path, benchmark: str) -> EvalResult:
-    return evaluate_model(model, "tiny", benchmark, 10, 0, "check", samples)
+    return evaluate_model(model, "tiny", benchmark, 10, 0, "check", samples, backend="transformers")
 
 
 @pytest.mark.parametrize("benchmark", ["arithmetic", "family-mc"])

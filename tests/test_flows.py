@@ -25,7 +25,7 @@ def finished_campaign(prefect_harness, tiny_model: Path, tmp_path_factory: pytes
         workspace=str(workspace),
         max_iterations=2,
         eval_limit=12,
-        recipe="sft/smoke",
+        recipe="sft/lora-smoke",  # the default eval path: a vLLM server, LoRA adapters hot-loaded into it
         time_budget_minutes=30,
     )
     return campaign(config), workspace
@@ -58,6 +58,17 @@ def test_campaign_runs_iterations_and_states_why_it_stopped(finished_campaign) -
     assert on_disk["stop_reason"] == report.stop_reason
     assert [it["flow_run_id"] for it in on_disk["iterations"]] == [r.flow_run_id for r in report.iterations]
     assert on_disk["baseline"]["n"] == 12
+
+
+def test_campaign_evaluates_on_one_vllm_server_and_hot_loads_lora_adapters(finished_campaign) -> None:
+    report, workspace = finished_campaign
+    evaluations = [report.baseline] + [r.evaluation for r in report.iterations]
+    assert {e.backend for e in evaluations} == {"vllm"}
+    full_fine_tunes = [r for r in report.iterations if not r.params.use_lora]
+    assert report.iterations[0].params.use_lora and report.iterations[0].train.adapter_path
+    # The campaign's server for the base model, plus one per fully fine-tuned model: none per adapter.
+    assert len(list((workspace / "logs").glob("vllm-*.log"))) == 1 + len(full_fine_tunes)
+    assert json.loads((workspace / "evaluator.json").read_text())["arithmetic"]
 
 
 def test_every_iteration_has_its_five_stages_completed_in_prefect(finished_campaign) -> None:
@@ -127,6 +138,8 @@ def test_trained_model_folder_loads_with_transformers(finished_campaign) -> None
 
 def test_identical_iteration_rerun_is_served_from_cache(finished_campaign) -> None:
     from flows.iteration import research_iteration
+    from internflow.benchmarks import get_benchmark
+    from internflow.evaluation.integrity import pin_evaluator
     from internflow.models import model_fingerprint
     from internflow.schemas import IterationContext
 
@@ -140,6 +153,7 @@ def test_identical_iteration_rerun_is_served_from_cache(finished_campaign) -> No
         benchmark="arithmetic",
         eval_limit=12,
         baseline=report.baseline,
+        evaluator=pin_evaluator(workspace, get_benchmark("arithmetic")),  # the campaign's, read back
     )
     rerun = research_iteration.with_options(result_storage=workspace / "prefect-results")
     state = rerun(first.params, context, return_state=True)
@@ -163,6 +177,7 @@ def test_a_money_budget_stops_before_an_iteration_it_cannot_pay_for(
         eval_limit=8,
         recipe="sft/smoke",
         planner="search",
+        eval_backend="transformers",
         money_budget_usd=0.01,
         gpu_usd_per_hour=1_000_000.0,  # any measured training second costs more than the budget
     )
@@ -207,10 +222,12 @@ def test_a_screened_iteration_is_scored_on_a_prefix_and_compared_on_the_same_ite
 
     monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")
     workspace = Workspace.open(tmp_path / "ws")
-    baseline = evaluate_model(str(tiny_model), "tiny", "arithmetic", 12, 0, "baseline", workspace.samples_dir)
+    baseline = evaluate_model(
+        str(tiny_model), "tiny", "arithmetic", 12, 0, "baseline", workspace.samples_dir, backend="transformers"
+    )
     context = IterationContext(
         index=1, workspace=str(workspace.root), base_model=str(tiny_model), base_fingerprint="tiny",
-        benchmark="arithmetic", eval_limit=12, baseline=baseline,
+        benchmark="arithmetic", eval_limit=12, baseline=baseline, eval_backend="transformers",
     )  # fmt: skip
     params = load_recipe("tiny", "sft/smoke", ("arithmetic-direct",)).model_copy(update={"eval_fraction": 0.5})
 

@@ -250,7 +250,7 @@ def _bundled_campaign(planner: str, tiny_model: Path, workspace: Path, monkeypat
     monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")
     config = CampaignConfig(
         model=str(tiny_model), workspace=str(workspace), max_iterations=2, eval_limit=8,
-        recipe="sft/smoke", time_budget_minutes=30, planner=planner,
+        recipe="sft/smoke", time_budget_minutes=30, planner=planner, eval_backend="transformers",
     )  # fmt: skip
     report = campaign(config)
     return report, asyncio.run(_latest_artifact("planner-log")), asyncio.run(_latest_artifact("proposal"))

@@ -30,6 +30,7 @@ def campaign_with_secrets(prefect_harness, tiny_model: Path, tmp_path_factory: p
             max_iterations=2,
             eval_limit=12,
             recipe="sft/smoke",
+            eval_backend="transformers",
             time_budget_minutes=30,
         )
         state = campaign(config, return_state=True)

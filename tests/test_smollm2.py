@@ -35,7 +35,9 @@ def _few_steps(workspace: Workspace, base: str) -> tuple[TrainResult, EvalResult
             run_name="smol",
         )
     )
-    evaluation = evaluate_model(trained.model_path, "smol", "arithmetic", 8, 0, "smol", workspace.samples_dir)
+    evaluation = evaluate_model(
+        trained.model_path, "smol", "arithmetic", 8, 0, "smol", workspace.samples_dir, backend="transformers"
+    )
     return trained, evaluation
 
 

@@ -1,0 +1,168 @@
+"""Evaluation through lighteval with a real vLLM server (the CPU build, from `.venv-vllm`) on the
+tiny head_dim-64 model: the same greedy answers and scores as the transformers backend, LoRA
+adapters hot-loaded into the running server, and no server process outliving its owner."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from prefect import flow
+
+from internflow.evaluation.server import EvalServerError, VLLMServer
+from internflow.schemas import EvalResult, ServedModel
+from tasks.evaluate import evaluate_model
+
+pytestmark = pytest.mark.slow
+
+
+def _vllm_pids(marker: str) -> list[int]:
+    """Processes of a vLLM server whose command line names `marker` (engine cores are named
+    VLLM::EngineCore but keep no arguments, so they are found through the server's session)."""
+    pids, sessions = [], set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "vllm.entrypoints" in cmdline and marker in cmdline:
+            pids.append(int(entry))
+            if "internflow.evaluation.watchdog" not in cmdline:  # the watchdog shares its starter's session
+                sessions.add(os.getsid(int(entry)))
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) not in pids:
+            try:
+                if os.getsid(int(entry)) in sessions:
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def _wait_gone(marker: str, timeout_s: float = 60) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while (left := _vllm_pids(marker)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
+def _copy_model(source: Path, target: Path) -> Path:
+    target.mkdir()
+    for path in source.iterdir():
+        if path.is_file():
+            (target / path.name).write_bytes(path.read_bytes())
+    return target
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    with VLLMServer(str(tiny_model), tmp_path_factory.mktemp("vllm-logs")) as server:
+        yield server
+    assert _wait_gone(str(tiny_model), 30) == []
+
+
+@flow
+def _evaluate(model: str, fingerprint: str, samples: Path, backend: str, served: ServedModel | None, adapter=None):
+    return evaluate_model(
+        model, fingerprint, "arithmetic", 40, 0, f"check-{backend}", samples, backend, served, adapter
+    )
+
+
+def _rows(result: EvalResult) -> list[dict]:
+    return [json.loads(line) for line in Path(result.samples_path).read_text().splitlines()]
+
+
+def test_vllm_served_eval_gives_the_transformers_backends_answers_and_scores(
+    prefect_harness, tiny_server: VLLMServer, tiny_model: Path, tmp_path: Path
+) -> None:
+    served = _evaluate(str(tiny_model), "tiny", tmp_path, "vllm", tiny_server.served())
+    in_process = _evaluate(str(tiny_model), "tiny", tmp_path, "transformers", None)
+
+    assert (served.backend, in_process.backend) == ("vllm", "transformers")
+    vllm_rows, hf_rows = _rows(served), _rows(in_process)
+    assert [r["id"] for r in vllm_rows] == [r["id"] for r in hf_rows] and len(vllm_rows) == 40
+    assert [r["output"] for r in vllm_rows] == [r["output"] for r in hf_rows]
+    assert all(r["output"] for r in vllm_rows)  # real generations, not empty answers
+    assert [(r["extracted"], r["correct"]) for r in vllm_rows] == [(r["extracted"], r["correct"]) for r in hf_rows]
+    assert (served.accuracy, served.n, served.ci_low, served.ci_high) == (
+        in_process.accuracy,
+        in_process.n,
+        in_process.ci_low,
+        in_process.ci_high,
+    )
+
+
+def test_a_lora_adapter_is_hot_loaded_into_the_running_server(
+    prefect_harness, tiny_server: VLLMServer, tiny_model: Path, tmp_path: Path
+) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(7)
+    peft_model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model),
+        LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM", init_lora_weights=False),
+    )
+    peft_model.save_pretrained(tmp_path / "adapter")
+    peft_model.merge_and_unload().save_pretrained(tmp_path / "merged")
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(tmp_path / "merged")
+    logs_before = set(tiny_server.log_dir.iterdir())
+
+    adapted = _evaluate(
+        str(tmp_path / "merged"),
+        "lora-a",
+        tmp_path,
+        "vllm",
+        tiny_server.served(),
+        (str(tmp_path / "adapter"), str(tiny_model)),
+    )
+    merged = _evaluate(str(tmp_path / "merged"), "lora-a", tmp_path, "transformers", None)
+    base = _evaluate(str(tiny_model), "tiny", tmp_path, "transformers", None)
+
+    assert set(tiny_server.log_dir.iterdir()) == logs_before  # no second server was started
+    assert [r["output"] for r in _rows(adapted)] == [r["output"] for r in _rows(merged)]
+    assert [r["output"] for r in _rows(adapted)] != [r["output"] for r in _rows(base)]  # the adapter took effect
+
+
+def test_a_server_that_cannot_start_says_why_and_leaves_no_process(tiny_model: Path, tmp_path: Path) -> None:
+    broken = _copy_model(tiny_model, tmp_path / "broken-model")
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+
+    with pytest.raises(EvalServerError, match="exited during start-up") as refused:
+        VLLMServer(str(broken), tmp_path / "logs").start()
+    assert str(broken) in str(refused.value) and "vllm-" in str(refused.value)
+    assert _wait_gone(str(broken), 30) == []
+
+
+def test_killing_the_campaign_during_an_eval_leaves_no_vllm_process(tiny_model: Path, tmp_path: Path) -> None:
+    # Its own path: the module's server must not count as a leftover.
+    tiny_model = _copy_model(tiny_model, tmp_path / "tiny-for-kill")
+    workspace = tmp_path / "ws"
+    campaign = subprocess.Popen(
+        [str(Path(sys.executable).parent / "internflow"), "run", "--model", str(tiny_model), "--workspace",
+         str(workspace), "--recipe", "sft/smoke", "--planner", "search", "--max-iterations", "1"],
+        env=os.environ | {"INTERNFLOW_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not _vllm_pids(str(tiny_model)) and campaign.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _vllm_pids(str(tiny_model)), "the campaign never started its vLLM server"
+        time.sleep(3)  # let it load the model: the engine core processes exist now
+        campaign.send_signal(signal.SIGKILL)  # no finally, no atexit: only the watchdog can clean up
+        campaign.wait()
+    finally:
+        if campaign.poll() is None:
+            campaign.kill()
+    assert _wait_gone(str(tiny_model), 60) == []
