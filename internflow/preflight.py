@@ -40,6 +40,10 @@ def preflight(config: CampaignConfig) -> Preflight:
     from agent.planner import get_planner, load_recipe
 
     benchmark = get_benchmark(config.benchmark)
+    try:
+        benchmark.load("test")  # a catalog target's Hub data must be reachable before anything runs
+    except RuntimeError as error:
+        raise ValueError(f"benchmark: {error}") from None
     datasets = tuple(entry.name for entry in validate_catalog(benchmark.name))
     missing = [name for name in benchmark.default_datasets if name not in datasets]
     if missing:

@@ -24,6 +24,7 @@ __all__ = [
     "BenchmarkItem",
     "UnknownBenchmarkError",
     "get_benchmark",
+    "numbers_equal",
     "render_multiple_choice",
 ]
 
@@ -79,7 +80,8 @@ def extract_choice(output: str) -> str | None:
     return alone.group(1) if alone else None
 
 
-def _numbers_equal(extracted: str, expected: str) -> bool:
+def numbers_equal(extracted: str, expected: str) -> bool:
+    """Numeric answers compared as numbers ('7.0' is '7'); False when either is not a number."""
     try:
         return float(extracted) == float(expected)
     except ValueError:
@@ -96,6 +98,10 @@ class Benchmark:
     literature_query: str
     extract: Callable[[str], str | None]
     judge: Callable[[str, str], bool]
+    # Catalog and user-spec tasks: where their items come from (bundled ones read DATA_DIR), and
+    # the definition (data source, template, extraction rule) that their fingerprint must cover.
+    loader: Callable[[Literal["train", "test"]], list[BenchmarkItem]] | None = None
+    definition: str = ""
 
     def prompt(self, item: BenchmarkItem) -> str:
         if self.kind == "multiple_choice":
@@ -103,23 +109,33 @@ class Benchmark:
         return item.question
 
     def load(self, split: Literal["train", "test"]) -> list[BenchmarkItem]:
-        path = DATA_DIR / self.name / f"{split}.jsonl"
-        items = []
-        with path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, start=1):
-                try:
-                    items.append(BenchmarkItem.model_validate_json(line))
-                except ValueError as error:
-                    raise ValueError(f"{path}:{line_no}: not a valid benchmark item: {error}") from error
-        return items
+        if self.loader is not None:
+            return self.loader(split)
+        return read_items(DATA_DIR / self.name / f"{split}.jsonl")
 
     def fingerprint(self) -> str:
-        """Hash of the test split and the evaluator code: changes if either does."""
-        digest = hashlib.sha256((DATA_DIR / self.name / "test.jsonl").read_bytes())
+        """Hash of the test items, the task's definition and the evaluator code: changes if any does."""
+        digest = hashlib.sha256()
+        for item in self.load("test"):
+            digest.update(item.model_dump_json().encode())
         for part in (self.extract, self.judge, self.prompt, render_multiple_choice):
             digest.update(inspect.getsource(part).encode())
-        digest.update(json.dumps([self.kind, self.max_new_tokens]).encode())
+        digest.update(json.dumps([self.kind, self.max_new_tokens, self.definition]).encode())
         return digest.hexdigest()[:16]
+
+
+def read_items(path: Path) -> list[BenchmarkItem]:
+    """Items from a JSONL file of {id, question, answer[, choices]}, each bad line named."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such data file")
+    items = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            try:
+                items.append(BenchmarkItem.model_validate_json(line))
+            except ValueError as error:
+                raise ValueError(f"{path}:{line_no}: not a valid benchmark item: {error}") from error
+    return items
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -131,7 +147,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         default_datasets=("arithmetic-direct",),
         literature_query="supervised fine-tuning small language models arithmetic",
         extract=extract_number,
-        judge=_numbers_equal,
+        judge=numbers_equal,
     ),
     "family-mc": Benchmark(
         name="family-mc",
@@ -147,9 +163,17 @@ BENCHMARKS: dict[str, Benchmark] = {
 
 
 def get_benchmark(name: str) -> Benchmark:
-    try:
+    """A bundled benchmark, a catalog target (PostTrainBench, MMLU) or a user's task spec file."""
+    from internflow.benchmarks.posttrainbench import POSTTRAINBENCH
+    from internflow.benchmarks.user_spec import load_task_spec
+
+    if name in BENCHMARKS:
         return BENCHMARKS[name]
-    except KeyError:
-        raise UnknownBenchmarkError(
-            f"benchmark: unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}"
-        ) from None
+    if name in POSTTRAINBENCH:
+        return POSTTRAINBENCH[name]
+    if name.endswith((".yaml", ".yml", ".json")):
+        return load_task_spec(Path(name))
+    known = ", ".join(sorted(BENCHMARKS) + sorted(POSTTRAINBENCH))
+    raise UnknownBenchmarkError(
+        f"benchmark: unknown benchmark {name!r}; known: {known}, or a task spec file (.yaml/.json)"
+    )

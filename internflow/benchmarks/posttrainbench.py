@@ -1,0 +1,185 @@
+"""PostTrainBench's targets and MMLU-style multiple choice, defined over their Hub datasets.
+
+Each definition fixes where the test items come from (repository, subset, split), how a dataset
+row becomes an item (with a fixed prompt: the chat template is the model's own, applied by the
+evaluation backend), how the answer is extracted and how it is judged.  They run wherever the
+Hub is reachable; offline, loading them fails with a message naming the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from internflow.benchmarks import LETTERS, Benchmark, BenchmarkItem, extract_choice, extract_number, numbers_equal
+
+__all__ = ["HubSplit", "POSTTRAINBENCH", "extract_code", "extract_final_number", "passes_tests"]
+
+_COT = "\n\nThink step by step, then end with 'The answer is N'."
+
+
+@dataclass(frozen=True)
+class HubSplit:
+    repo: str
+    subset: str | None
+    split: str
+
+    def rows(self) -> list[dict[str, Any]]:
+        from datasets import load_dataset
+
+        try:
+            return list(load_dataset(self.repo, self.subset, split=self.split))
+        except Exception as error:  # datasets raises many kinds; all mean "not reachable here"
+            raise RuntimeError(
+                f"benchmark data {self.repo} ({self.subset or 'default'}, {self.split}) could not be loaded: {error}"
+            ) from error
+
+
+def _gsm8k_item(row: dict[str, Any], index: int) -> BenchmarkItem:
+    final = row["answer"].split("####")[-1].strip().replace(",", "")
+    return BenchmarkItem(id=f"gsm8k-{index}", question=row["question"] + _COT, answer=final)
+
+
+def _gpqa_item(row: dict[str, Any], index: int) -> BenchmarkItem:
+    options = [row["Correct Answer"], row["Incorrect Answer 1"], row["Incorrect Answer 2"], row["Incorrect Answer 3"]]
+    options = [o.strip() for o in options]
+    order = list(range(4))
+    random.Random(index).shuffle(order)  # a fixed shuffle per item: the correct option's letter varies
+    return BenchmarkItem(
+        id=f"gpqa-main-{index}",
+        question=row["Question"].strip(),
+        choices=tuple(options[i] for i in order),
+        answer=LETTERS[order.index(0)],
+    )
+
+
+def _aime_item(row: dict[str, Any], index: int) -> BenchmarkItem:
+    return BenchmarkItem(
+        id=f"aime-2025-{index}",
+        question=row["problem"] + "\n\nPut the final answer (an integer 0-999) in \\boxed{}.",
+        answer=str(int(str(row["answer"]).strip())),
+    )
+
+
+def _mmlu_item(row: dict[str, Any], index: int) -> BenchmarkItem:
+    return BenchmarkItem(
+        id=f"mmlu-{index}",
+        question=row["question"].strip(),
+        choices=tuple(str(c) for c in row["choices"]),
+        answer=LETTERS[int(row["answer"])],
+    )
+
+
+def _humaneval_item(row: dict[str, Any], index: int) -> BenchmarkItem:
+    # The "answer" is what judging needs: the prompt the completion continues, and the tests.
+    answer = json.dumps({"prompt": row["prompt"], "test": row["test"], "entry_point": row["entry_point"]})
+    return BenchmarkItem(
+        id=row["task_id"].replace("/", "-"),
+        question="Complete this Python function. Reply with the code only.\n\n" + row["prompt"],
+        answer=answer,
+    )
+
+
+_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+
+
+def extract_final_number(output: str) -> str | None:
+    """\\boxed{N} when present, else 'The answer is N' or the last number."""
+    boxed = _BOXED.findall(output)
+    if boxed:
+        return extract_number(boxed[-1])
+    return extract_number(output)
+
+
+_FENCE = re.compile(r"```(?:python)?\n(.*?)(?:```|$)", re.DOTALL)
+
+
+def extract_code(output: str) -> str | None:
+    """The first fenced block, or the whole reply; None for an empty one."""
+    fenced = _FENCE.search(output)
+    code = fenced.group(1) if fenced else output
+    return code if code.strip() else None
+
+
+def passes_tests(code: str, answer: str, timeout_s: float = 10.0) -> bool:
+    """Run a HumanEval completion against its tests in a fresh, isolated interpreter with a time
+    limit (model-written code never runs in this process)."""
+    spec = json.loads(answer)
+    body = code if f"def {spec['entry_point']}" in code else spec["prompt"] + code
+    program = f"{body}\n\n{spec['test']}\n\ncheck({spec['entry_point']})\n"
+    with tempfile.TemporaryDirectory() as sandbox:
+        try:
+            done = subprocess.run(
+                [sys.executable, "-I", "-c", program], cwd=sandbox, capture_output=True, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return False
+    return done.returncode == 0
+
+
+def _hub_benchmark(
+    name: str,
+    kind: Literal["exact_answer", "multiple_choice"],
+    source: HubSplit,
+    to_item: Callable[[dict[str, Any], int], BenchmarkItem],
+    *,
+    description: str,
+    max_new_tokens: int,
+    extract: Callable[[str], str | None],
+    judge: Callable[[str, str], bool],
+) -> Benchmark:
+    def load(split: Literal["train", "test"]) -> list[BenchmarkItem]:
+        if split != "test":
+            raise ValueError(
+                f"benchmark {name!r} is evaluation data only: training data comes from the catalog or Hub search"
+            )
+        return [to_item(row, index) for index, row in enumerate(source.rows())]
+
+    return Benchmark(
+        name=name,
+        kind=kind,
+        description=description,
+        max_new_tokens=max_new_tokens,
+        default_datasets=(),
+        literature_query=f"post-training small language models {name}",
+        extract=extract,
+        judge=judge,
+        loader=load,
+        definition=json.dumps([source.repo, source.subset, source.split, name]),
+    )
+
+
+POSTTRAINBENCH: dict[str, Benchmark] = {
+    "gsm8k": _hub_benchmark(
+        "gsm8k", "exact_answer", HubSplit("openai/gsm8k", "main", "test"), _gsm8k_item,
+        description="Grade-school math word problems; final number after step-by-step reasoning.",
+        max_new_tokens=512, extract=extract_number, judge=numbers_equal,
+    ),
+    "gpqa-main": _hub_benchmark(
+        "gpqa-main", "multiple_choice", HubSplit("Idavidrein/gpqa", "gpqa_main", "train"), _gpqa_item,
+        description="GPQA main set (gated on the Hub: needs HF_TOKEN): graduate-level 4-way multiple choice.",
+        max_new_tokens=1024, extract=extract_choice, judge=lambda extracted, expected: extracted == expected,
+    ),
+    "aime-2025": _hub_benchmark(
+        "aime-2025", "exact_answer", HubSplit("math-ai/aime25", None, "test"), _aime_item,
+        description="AIME 2025 problems; integer answers 0-999.",
+        max_new_tokens=2048, extract=extract_final_number, judge=numbers_equal,
+    ),
+    "humaneval": _hub_benchmark(
+        "humaneval", "exact_answer", HubSplit("openai/openai_humaneval", None, "test"), _humaneval_item,
+        description="HumanEval: Python functions, pass@1 by running each problem's tests.",
+        max_new_tokens=512, extract=extract_code, judge=passes_tests,
+    ),
+    "mmlu": _hub_benchmark(
+        "mmlu", "multiple_choice", HubSplit("cais/mmlu", "all", "test"), _mmlu_item,
+        description="MMLU, all subjects: 4-way multiple choice.",
+        max_new_tokens=16, extract=extract_choice, judge=lambda extracted, expected: extracted == expected,
+    ),
+}  # fmt: skip
