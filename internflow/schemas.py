@@ -320,7 +320,15 @@ class ServedModel(_Frozen):
 
     base_url: str = Field(description="OpenAI-compatible root, e.g. http://127.0.0.1:8000/v1")
     model: str = Field(description="The name to request: the served model's or a loaded adapter's.")
-    model_path: str = Field(description="What the server loaded: LoRA adapters trained on it can be hot-loaded.")
+    model_path: str = Field(description="What the server started with: LoRA adapters trained on it can be hot-loaded.")
+    hot_load_adapters: bool = Field(
+        True,
+        description="Evaluate LoRA runs by hot-loading their adapters (fast on GPU); otherwise every model is "
+        "evaluated by reloading its weights into the server in place (vLLM's CPU LoRA kernels are slow).",
+    )
+    reload_weights: bool = Field(
+        True, description="Other models' weights may be reloaded into it in place (our own servers, not a user's)."
+    )
 
 
 class EvalResult(_Frozen):

@@ -6,6 +6,7 @@ shown worst first as an artifact.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -25,10 +26,13 @@ from internflow.diagnostics import load_samples
 from internflow.evaluation.integrity import check_evaluator
 from internflow.evaluation.lighteval_models import InProcessTransformersModel, ServedOpenAIModel
 from internflow.evaluation.lighteval_tasks import dump_samples, run_lighteval
-from internflow.evaluation.server import VLLMServer, load_adapter, served_model_name
+from internflow.evaluation.server import EvalServerError, VLLMServer, load_adapter, load_weights, served_model_name
 from internflow.schemas import EvalBackend, EvalResult, ServedModel
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
+    "campaign_server_for",
     "eval_server",
     "evaluate_model",
     "on_first_items",
@@ -93,7 +97,13 @@ def eval_server(
     if backend == "transformers":
         yield None
     elif endpoint:
-        yield ServedModel(base_url=endpoint.rstrip("/"), model=served_model_name(endpoint), model_path=base_model)
+        # A user's server is only read from: adapters are loaded into it, its weights never replaced.
+        yield ServedModel(
+            base_url=endpoint.rstrip("/"),
+            model=served_model_name(endpoint),
+            model_path=base_model,
+            reload_weights=False,
+        )
     else:
         with VLLMServer(base_model, log_dir) as server:
             yield server.served()
@@ -107,6 +117,7 @@ def _answering_model(
     server: ServedModel | None,
     adapter: tuple[str, str] | None,
     work_dir: Path,
+    log_dir: Path,
 ) -> Iterator[LightevalModel]:
     """What generates the answers: the campaign's server (the base model, or an adapter hot-loaded
     into it), a server started for this model alone (a full fine-tune), or transformers in-process."""
@@ -115,13 +126,35 @@ def _answering_model(
         yield InProcessTransformersModel(model_path, cache_dir)
         return
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if server is not None and server.model_path == model_path:
-        yield ServedOpenAIModel(server, tokenizer, cache_dir)
-    elif server is not None and adapter is not None and adapter[1] == server.model_path:
-        yield ServedOpenAIModel(load_adapter(server, run_name, adapter[0]), tokenizer, cache_dir)
-    else:
-        with VLLMServer(model_path, work_dir.parent / "logs") as own:
-            yield ServedOpenAIModel(own.served(), tokenizer, cache_dir)
+    served = campaign_server_for(server, model_path, run_name, adapter)
+    if served is not None:
+        yield ServedOpenAIModel(served, tokenizer, cache_dir)
+        return
+    with VLLMServer(model_path, log_dir) as own:
+        yield ServedOpenAIModel(own.served(), tokenizer, cache_dir)
+
+
+def campaign_server_for(
+    server: ServedModel | None, model_path: str, run_name: str, adapter: tuple[str, str] | None
+) -> ServedModel | None:
+    """The campaign's server, made to answer as `model_path`: its LoRA adapter hot-loaded, or its
+    weights reloaded in place (the base model's too: the weights are whatever the last evaluation
+    left, and a reload takes well under a second).  None when neither is possible here."""
+    if server is None:
+        return None
+    if server.hot_load_adapters and adapter is not None and adapter[1] == server.model_path:
+        try:
+            return load_adapter(server, run_name, adapter[0])
+        except EvalServerError as error:  # e.g. a rank above the server's --max-lora-rank
+            logger.warning("%s; reloading the merged weights instead", error)
+    if server.reload_weights:
+        try:
+            return load_weights(server, model_path)
+        except EvalServerError as error:  # e.g. another architecture
+            logger.warning("%s; evaluating %s on a server of its own instead", error, model_path)
+    elif model_path == server.model_path:
+        return server
+    return None
 
 
 # The server is where answers come from, not what they are: it stays out of the cache key.
@@ -152,8 +185,10 @@ def evaluate_model(
     benchmark = get_benchmark(benchmark_name)
     check_evaluator(benchmark, evaluator)
     items = select_items(benchmark, limit, seed)
-    work_dir = samples_dir.parent / "eval-work" / f"{label}-{model_fingerprint}"
-    with _answering_model(model_path, model_fingerprint, backend, server, adapter, work_dir) as model:
+    workspace_root = samples_dir.parent
+    work_dir = workspace_root / "eval-work" / f"{label}-{model_fingerprint}"
+    log_dir = workspace_root / "logs"
+    with _answering_model(model_path, model_fingerprint, backend, server, adapter, work_dir, log_dir) as model:
         samples = run_lighteval(benchmark, items, model, work_dir)
     samples_path = samples_dir / f"{label}-{model_fingerprint}.jsonl"
     dump_samples(samples, samples_path)

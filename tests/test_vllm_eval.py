@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prefect import flow
 
-from internflow.evaluation.server import EvalServerError, VLLMServer
+from internflow.evaluation.server import EvalServerError, ServerSettings, VLLMServer
 from internflow.schemas import EvalResult, ServedModel
 from tasks.evaluate import evaluate_model
 
@@ -64,7 +64,9 @@ def _copy_model(source: Path, target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
-    with VLLMServer(str(tiny_model), tmp_path_factory.mktemp("vllm-logs")) as server:
+    # float32: the transformers backend's numerics, so the two must give the same greedy answers.
+    settings = ServerSettings(dtype="float32")
+    with VLLMServer(str(tiny_model), tmp_path_factory.mktemp("vllm-logs"), settings) as server:
         yield server
     assert _wait_gone(str(tiny_model), 30) == []
 
@@ -100,8 +102,27 @@ def test_vllm_served_eval_gives_the_transformers_backends_answers_and_scores(
     )
 
 
-def test_a_lora_adapter_is_hot_loaded_into_the_running_server(
+def test_a_users_own_endpoint_is_used_as_given(
     prefect_harness, tiny_server: VLLMServer, tiny_model: Path, tmp_path: Path
+) -> None:
+    from tasks.evaluate import eval_server
+
+    logs = tmp_path / "logs"
+    with eval_server("vllm", str(tiny_model), tiny_server.base_url, logs) as served:
+        ours = tiny_server.served()
+        assert (served.base_url, served.model, served.model_path) == (ours.base_url, ours.model, ours.model_path)
+        assert not served.reload_weights  # a user's server: adapters may be loaded, weights never replaced
+        result = _evaluate(str(tiny_model), "tiny", tmp_path, "vllm", served)
+    assert result.n == 40 and not logs.exists()  # nothing was started here
+
+    unreachable = eval_server("vllm", str(tiny_model), "http://127.0.0.1:9/v1", logs)
+    with pytest.raises(EvalServerError, match="eval_endpoint: http://127.0.0.1:9/v1/models"), unreachable:
+        pass
+
+
+@pytest.mark.parametrize("swap", ["adapter hot-loaded", "weights reloaded in place"])
+def test_a_fine_tune_is_evaluated_on_the_running_server(
+    prefect_harness, tiny_server: VLLMServer, tiny_model: Path, tmp_path: Path, swap: str
 ) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
@@ -117,20 +138,18 @@ def test_a_lora_adapter_is_hot_loaded_into_the_running_server(
     AutoTokenizer.from_pretrained(tiny_model).save_pretrained(tmp_path / "merged")
     logs_before = set(tiny_server.log_dir.iterdir())
 
+    served = tiny_server.served().model_copy(update={"hot_load_adapters": swap == "adapter hot-loaded"})
     adapted = _evaluate(
-        str(tmp_path / "merged"),
-        "lora-a",
-        tmp_path,
-        "vllm",
-        tiny_server.served(),
-        (str(tmp_path / "adapter"), str(tiny_model)),
+        str(tmp_path / "merged"), "lora-a", tmp_path, "vllm", served, (str(tmp_path / "adapter"), str(tiny_model))
     )
+    again = _evaluate(str(tiny_model), "tiny-again", tmp_path, "vllm", served)  # the base model's weights are back
     merged = _evaluate(str(tmp_path / "merged"), "lora-a", tmp_path, "transformers", None)
     base = _evaluate(str(tiny_model), "tiny", tmp_path, "transformers", None)
 
     assert set(tiny_server.log_dir.iterdir()) == logs_before  # no second server was started
     assert [r["output"] for r in _rows(adapted)] == [r["output"] for r in _rows(merged)]
-    assert [r["output"] for r in _rows(adapted)] != [r["output"] for r in _rows(base)]  # the adapter took effect
+    assert [r["output"] for r in _rows(adapted)] != [r["output"] for r in _rows(base)]  # the fine-tune took effect
+    assert [r["output"] for r in _rows(again)] == [r["output"] for r in _rows(base)]
 
 
 def test_a_server_that_cannot_start_says_why_and_leaves_no_process(tiny_model: Path, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from lighteval.models.abstract_model import LightevalModel, ModelConfig
@@ -141,7 +142,8 @@ class InProcessTransformersModel(_ChatGenerativeModel):
         from internflow.models import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(model_path, for_generation=True)
-        super().__init__(tokenizer, name=model_path, cache_dir=cache_dir)
+        # A bare name: lighteval makes <cache_dir>/<name>/, and an absolute path would escape cache_dir.
+        super().__init__(tokenizer, name=Path(model_path).name, cache_dir=cache_dir)
         self.model = model.eval()
 
     def generate_ids(self, prompts: list[list[int]], max_new_tokens: int, stop: tuple[str, ...]) -> list[list[int]]:

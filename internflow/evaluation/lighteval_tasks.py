@@ -9,32 +9,21 @@ extracts the answer and judges it with the benchmark's own rules.  The pipeline 
 from __future__ import annotations
 
 import json
-import sys
 import types
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lighteval.logging.evaluation_tracker import EvaluationTracker
+from lighteval.metrics.metrics_sample import SampleLevelComputation
+from lighteval.metrics.utils.metric_utils import SampleLevelMetric
+from lighteval.models.abstract_model import LightevalModel
+from lighteval.models.model_output import ModelResponse
+from lighteval.pipeline import ParallelismManager, Pipeline, PipelineParameters
+from lighteval.tasks.lighteval_task import LightevalTaskConfig
+from lighteval.tasks.requests import Doc, SamplingMethod
 
 from internflow.benchmarks import Benchmark, BenchmarkItem
-
-# lighteval's registry imports its "extended" task modules at import time, and some of them fetch
-# data or need packages we do not install.  internflow never loads that suite, so an empty module
-# stands in for it before lighteval is imported (site-packages stays as installed).
-if "lighteval.tasks.extended" not in sys.modules:
-    _extended = types.ModuleType("lighteval.tasks.extended")
-    _extended.__dict__["AVAILABLE_EXTENDED_TASKS_MODULES"] = []
-    _extended.__path__ = []
-    sys.modules["lighteval.tasks.extended"] = _extended
-
-from lighteval.logging.evaluation_tracker import EvaluationTracker  # noqa: E402
-from lighteval.metrics.metrics_sample import SampleLevelComputation  # noqa: E402
-from lighteval.metrics.utils.metric_utils import SampleLevelMetric  # noqa: E402
-from lighteval.models.abstract_model import LightevalModel  # noqa: E402
-from lighteval.models.model_output import ModelResponse  # noqa: E402
-from lighteval.pipeline import ParallelismManager, Pipeline, PipelineParameters  # noqa: E402
-from lighteval.tasks.lighteval_task import LightevalTaskConfig  # noqa: E402
-from lighteval.tasks.requests import Doc, SamplingMethod  # noqa: E402
 
 __all__ = ["BenchmarkJudge", "run_lighteval", "task_config", "write_items"]
 
