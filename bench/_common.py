@@ -28,6 +28,16 @@ def parse_args(description: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
+def eval_bench_parser(description: str, items: int, items_help: str) -> argparse.ArgumentParser:
+    """The options the evaluation benches share: which model answers which seeded items."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", default="smollm2-135m", help="base model (default: the embedded SmolLM2)")
+    parser.add_argument("--benchmark", default="arithmetic")
+    parser.add_argument("--items", type=int, default=items, help=items_help)
+    parser.add_argument("--seed", type=int, default=0, help="which seeded subset of the test split")
+    return parser
+
+
 def open_workspace(path: str | None) -> Workspace:
     workspace = Workspace.open(path or tempfile.mkdtemp(prefix="internflow-bench-"))
     os.environ.update(workspace.process_env() | {"INTERNFLOW_OFFLINE": "1"})
