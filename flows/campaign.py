@@ -86,6 +86,25 @@ def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # no
             ledger.record(proposal, outcome)
             publish_report(ledger.report("running", str(flow_run.id)), workspace.report_json)
 
+        # Quick evals on a seeded subset during the campaign; the final model gets the whole test split.
+        if config.eval_limit is not None and config.eval_limit < len(benchmark.load("test")):
+            best = ledger.best()
+            full = evaluate_model.with_options(result_storage=storage)(
+                best.train.model_path if best else checked.base_model,
+                best.train.trackio_run if best else checked.base_fingerprint,
+                benchmark.name,
+                None,
+                config.seed,
+                "final-full",
+                workspace.samples_dir,
+                backend=config.eval_backend,
+                server=served,
+                adapter=best.train.adapter() if best else None,
+                evaluator=evaluator,
+                return_state=True,  # a failure here must not fail the campaign its iterations made
+            )
+            ledger.final_full = full.result() if full.is_completed() else None
+
     close_planner_log(ledger.planner_state(checked.datasets, benchmark.default_datasets, checked.datasets_by_method))
     final = ledger.report(reason, str(flow_run.id))
     publish_report(final, workspace.report_json)

@@ -73,7 +73,7 @@ def research_iteration(params: IterationParams, context: IterationContext, ratio
         workspace.samples_dir,
         backend=context.eval_backend,
         server=context.eval_server,
-        adapter=(trained.adapter_path, trained.adapter_base) if trained.adapter_path and trained.adapter_base else None,
+        adapter=trained.adapter(),
         evaluator=context.evaluator,
     )
     # A screened iteration is compared with the baseline and the best on its own (fewer) items.

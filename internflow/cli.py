@@ -344,6 +344,12 @@ def _print_leaderboard(report: dict) -> None:
         f"{report['best_model_path']}",
         soft_wrap=True,
     )
+    if full := report.get("final_full"):
+        console.print(
+            f"final model on the whole test split: {full['accuracy']:.1%} "
+            f"(n={full['n']}, 95% CI {full['ci_low']:.1%}–{full['ci_high']:.1%})",
+            soft_wrap=True,
+        )
     console.print(f"stop reason: {report['stop_reason']}", soft_wrap=True)
 
 

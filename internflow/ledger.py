@@ -47,6 +47,7 @@ class CampaignLedger:
     baseline: EvalResult
     eval_server: ServedModel | None = None
     evaluator: str = ""
+    final_full: EvalResult | None = None
     started: float = field(default_factory=time.monotonic)
     history: list[IterationResult] = field(default_factory=list)
     failures: list[FailedIteration] = field(default_factory=list)
@@ -138,4 +139,5 @@ class CampaignLedger:
             stop_reason=stop_reason,
             elapsed_s=self.elapsed_s,
             flow_run_id=flow_run_id,
+            final_full=self.final_full,
         )

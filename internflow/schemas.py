@@ -299,6 +299,11 @@ class TrainResult(_Frozen):
         None, description="LoRA runs: the adapter before merging, which a running vLLM server hot-loads."
     )
     adapter_base: str | None = Field(None, description="The model the adapter was trained on.")
+
+    def adapter(self) -> tuple[str, str] | None:
+        """(adapter folder, the model it was trained on) for a LoRA run, else None."""
+        return (self.adapter_path, self.adapter_base) if self.adapter_path and self.adapter_base else None
+
     steps: int
     losses: tuple[LossPoint, ...]
     final_loss: float | None
@@ -480,3 +485,6 @@ class CampaignReport(_Frozen):
     stop_reason: str
     elapsed_s: float
     flow_run_id: str | None = None
+    final_full: EvalResult | None = Field(
+        None, description="The final model (the best, else the base) on the whole test split, when evals used a subset."
+    )

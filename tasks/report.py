@@ -89,6 +89,11 @@ def publish_report(report: CampaignReport, path: Path) -> Path:
         description=(
             f"Best: iteration {report.best_iteration} at {report.best_score:.1%} "
             f"(baseline {report.baseline.accuracy:.1%}). Stop reason: {report.stop_reason}"
+            + (
+                f". Final model on the whole test split: {report.final_full.accuracy:.1%} (n={report.final_full.n})"
+                if report.final_full
+                else ""
+            )
         ),
     )
     return path

@@ -69,6 +69,8 @@ def test_campaign_evaluates_on_one_vllm_server_and_hot_loads_lora_adapters(finis
     # GPU, LoRA adapters are hot-loaded instead).
     assert len(list((workspace / "logs").glob("vllm-*.log"))) == 1
     assert json.loads((workspace / "evaluator.json").read_text())["arithmetic"]
+    # Evals ran on 12 items; the final model also gets the whole 200-item test split.
+    assert report.final_full is not None and report.final_full.n == 200 and report.final_full.backend == "vllm"
 
 
 def test_every_iteration_has_its_five_stages_completed_in_prefect(finished_campaign) -> None:
