@@ -149,6 +149,16 @@ def test_a_bad_task_spec_is_refused_naming_the_file_and_field(
     assert str(tmp_path) in str(refused.value)
 
 
+def test_choosing_an_eval_subset_leaves_a_spec_tasks_items_and_fingerprint_alone(tmp_path: Path) -> None:
+    from tasks.evaluate import select_items
+
+    benchmark = get_benchmark(str(_spec(tmp_path)))
+    before = ([item.id for item in benchmark.load("test")], benchmark.fingerprint())
+    chosen = select_items(benchmark, None, seed=1)  # a shuffle of what load() returned
+    assert [item.id for item in chosen] != before[0], "pick a seed whose shuffle moves something"
+    assert ([item.id for item in benchmark.load("test")], benchmark.fingerprint()) == before
+
+
 def test_a_changed_test_set_is_refused_by_the_pinned_evaluator(tmp_path: Path) -> None:
     spec = _spec(tmp_path)
     workspace = tmp_path / "ws"

@@ -110,7 +110,7 @@ class Benchmark:
 
     def load(self, split: Literal["train", "test"]) -> list[BenchmarkItem]:
         if self.loader is not None:
-            return self.loader(split)
+            return list(self.loader(split))  # a copy: loaders may cache, and callers shuffle in place
         return read_items(DATA_DIR / self.name / f"{split}.jsonl")
 
     def fingerprint(self) -> str:
