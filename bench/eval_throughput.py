@@ -30,6 +30,7 @@ def naive_answers(model_path: str, prompts: list[str], max_new_tokens: int) -> t
     """(answers, load seconds, answering seconds, dtype) of a one-prompt-at-a-time `generate` loop."""
     import torch
 
+    from internflow.evaluation.lighteval_models import chat_prompt_ids
     from internflow.models import load_model_and_tokenizer
 
     started = time.monotonic()
@@ -39,10 +40,7 @@ def naive_answers(model_path: str, prompts: list[str], max_new_tokens: int) -> t
 
     def answer(prompt: str) -> str:
         # Rendered and tokenized as ServedOpenAIModel does, so both sides see the same ids.
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"].to(model.device)
+        ids = torch.tensor([chat_prompt_ids(tokenizer, [prompt])[0]], device=model.device)
         with torch.inference_mode():
             generated = model.generate(  # type: ignore[operator]
                 input_ids=ids,

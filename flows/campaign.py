@@ -4,6 +4,8 @@ iterations until the budget is spent.  Ends with the best model and a stated sto
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow, tags
 from prefect.runtime import flow_run
 
@@ -33,20 +35,20 @@ def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # no
     storage = workspace.results_dir  # persisted results and cache records live in the workspace
 
     evaluator = pin_evaluator(workspace.root, benchmark)  # a changed evaluator or test set is refused
-    # One vLLM server for the base model through the whole campaign (LoRA iterations hot-load their
-    # adapters into it); it goes down with the campaign, on failure and on cancel too.
+    # One vLLM server through the whole campaign (each iteration's model is put on it in place);
+    # it goes down with the campaign, on failure and on cancel too.
     with eval_server(config.eval_backend, checked.base_model, config.eval_endpoint, workspace.logs_dir) as served:
-        baseline = evaluate_model.with_options(result_storage=storage)(
-            checked.base_model,
-            checked.base_fingerprint,
-            benchmark.name,
-            config.eval_limit,
-            config.seed,
-            "baseline",
-            workspace.samples_dir,
-            backend=config.eval_backend,
-            server=served,
-            evaluator=evaluator,
+        evaluate_here = evaluate_model.with_options(result_storage=storage)
+        on_this_campaign: dict[str, Any] = {  # what every evaluation of this campaign shares
+            "benchmark_name": benchmark.name,
+            "seed": config.seed,
+            "samples_dir": workspace.samples_dir,
+            "backend": config.eval_backend,
+            "server": served,
+            "evaluator": evaluator,
+        }
+        baseline = evaluate_here(
+            checked.base_model, checked.base_fingerprint, limit=config.eval_limit, label="baseline", **on_this_campaign
         )
         ledger = CampaignLedger(
             config, str(workspace.root), checked.base_model, checked.base_fingerprint, baseline, served, evaluator
@@ -89,19 +91,14 @@ def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # no
         # Quick evals on a seeded subset during the campaign; the final model gets the whole test split.
         if config.eval_limit is not None and config.eval_limit < len(benchmark.load("test")):
             best = ledger.best()
-            full = evaluate_model.with_options(result_storage=storage)(
+            full = evaluate_here(
                 best.train.model_path if best else checked.base_model,
                 best.train.trackio_run if best else checked.base_fingerprint,
-                benchmark.name,
-                None,
-                config.seed,
-                "final-full",
-                workspace.samples_dir,
-                backend=config.eval_backend,
-                server=served,
+                limit=None,
+                label="final-full",
                 adapter=best.train.adapter() if best else None,
-                evaluator=evaluator,
                 return_state=True,  # a failure here must not fail the campaign its iterations made
+                **on_this_campaign,
             )
             ledger.final_full = full.result() if full.is_completed() else None
 

@@ -427,7 +427,7 @@ class IterationContext(_Frozen):
     backend: str = Field("local", description="Training backend (internflow.execution) for this iteration.")
     eval_backend: EvalBackend = Field("vllm", description="Generation for evaluation (CampaignConfig.eval_backend).")
     eval_server: ServedModel | None = Field(
-        None, description="The campaign's vLLM server for the base model; LoRA iterations hot-load into it."
+        None, description="The campaign's vLLM server; each iteration's model is put on it in place."
     )
     evaluator: str = Field("", description="Fingerprint of the campaign's evaluator and test set (checked each eval).")
 

@@ -91,9 +91,10 @@ def _scores(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def eval_server(
     backend: EvalBackend, base_model: str, endpoint: str | None, log_dir: Path
 ) -> Iterator[ServedModel | None]:
-    """The campaign's server for its base model, kept up across iterations so that LoRA iterations
-    are evaluated by hot-loading their adapters: the user's endpoint when given, otherwise one
-    started here and stopped when the campaign ends, fails or is cancelled.  None for transformers."""
+    """The campaign's server for its base model, kept up across iterations so that each one's model
+    is put on it in place (campaign_server_for) instead of on a new server: the user's endpoint
+    when given, otherwise one started here and stopped when the campaign ends, fails or is
+    cancelled.  None for transformers."""
     if backend == "transformers":
         yield None
     elif endpoint:

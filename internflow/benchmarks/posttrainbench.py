@@ -8,6 +8,7 @@ Hub is reachable; offline, loading them fails with a message naming the dataset.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -135,6 +136,8 @@ def _hub_benchmark(
     extract: Callable[[str], str | None],
     judge: Callable[[str, str], bool],
 ) -> Benchmark:
+    # Read once per process: preflight, the evaluator's fingerprint and every evaluation ask for it.
+    @functools.cache
     def load(split: Literal["train", "test"]) -> list[BenchmarkItem]:
         if split != "test":
             raise ValueError(

@@ -21,7 +21,7 @@ from lighteval.utils.cache_management import SampleCache
 from internflow.evaluation.server import EvalServerError
 from internflow.schemas import ServedModel
 
-__all__ = ["InProcessTransformersModel", "ServedOpenAIModel", "cut_at_stop"]
+__all__ = ["InProcessTransformersModel", "ServedOpenAIModel", "chat_prompt_ids", "cut_at_stop"]
 
 _TRANSFORMERS_BATCH = 32
 _REQUEST_CHUNK = 64  # prompts per completions request; a few in flight keep the server's batch full
@@ -38,6 +38,16 @@ class _InternflowModelConfig(ModelConfig):
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     cut = min((text.find(s) for s in stop if s and s in text), default=-1)
     return text if cut < 0 else text[:cut]
+
+
+def chat_prompt_ids(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
+    """Each prompt as a user turn in the model's chat template, ready for the answer: token ids, the
+    template's own special tokens only (no second BOS)."""
+    texts = [
+        tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+        for p in prompts
+    ]
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
 def _up_to_eos(tokens: list[int], eos: set[int]) -> list[int]:
@@ -69,13 +79,7 @@ class _ChatGenerativeModel(LightevalModel):
         return int(getattr(self._tokenizer, "model_max_length", 2048))
 
     def prompt_ids(self, docs: Sequence[Doc]) -> list[list[int]]:
-        texts = [
-            self._tokenizer.apply_chat_template(
-                [{"role": "user", "content": doc.query}], tokenize=False, add_generation_prompt=True
-            )
-            for doc in docs
-        ]
-        return [list(ids) for ids in self._tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        return chat_prompt_ids(self._tokenizer, [doc.query for doc in docs])
 
     def greedy_until(self, docs: list[Doc]) -> list[ModelResponse]:
         if not docs:

@@ -227,19 +227,23 @@ class VLLMServer:
         )
 
 
+def _post(url: str, body: dict[str, Any] | None, doing: str) -> requests.Response:
+    """POST to a server's management endpoint; a connection failure is an EvalServerError saying what
+    we were doing (the caller judges the status, since "already loaded" can be fine)."""
+    try:
+        return requests.post(url, json=body, timeout=600)
+    except requests.RequestException as error:
+        raise EvalServerError(f"{url}: could not {doing}: {error}") from error
+
+
 def load_adapter(server: ServedModel, name: str, adapter_path: str) -> ServedModel:
     """Hot-load a LoRA adapter trained on the server's model; requests naming `name` then use it.
     Loading the same name twice is harmless (an adapter's name is its training run's fingerprint)."""
-    root = server.base_url.rstrip("/")
-    try:
-        response = requests.post(
-            f"{root}/load_lora_adapter", json={"lora_name": name, "lora_path": adapter_path}, timeout=300
-        )
-    except requests.RequestException as error:
-        raise EvalServerError(f"{root}: could not load LoRA adapter {adapter_path}: {error}") from error
+    url = f"{server.base_url.rstrip('/')}/load_lora_adapter"
+    response = _post(url, {"lora_name": name, "lora_path": adapter_path}, f"load LoRA adapter {adapter_path}")
     if response.status_code != 200 and "already" not in response.text:
         raise EvalServerError(
-            f"{root} refused LoRA adapter {adapter_path} ({response.status_code}): {response.text[:500]}. "
+            f"{url} refused LoRA adapter {adapter_path} ({response.status_code}): {response.text[:500]}. "
             "The server needs --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True."
         )
     return server.model_copy(update={"model": name})
@@ -255,10 +259,7 @@ def load_weights(server: ServedModel, model_path: str) -> ServedModel:
         ("reset_prefix_cache", None),
     )
     for endpoint, body in calls:
-        try:
-            response = requests.post(f"{root}/{endpoint}", json=body, timeout=600)
-        except requests.RequestException as error:
-            raise EvalServerError(f"{root}/{endpoint}: could not reload weights from {model_path}: {error}") from error
+        response = _post(f"{root}/{endpoint}", body, f"reload weights from {model_path}")
         if response.status_code != 200:
             raise EvalServerError(
                 f"{root}/{endpoint} refused to reload weights from {model_path} ({response.status_code}): "
