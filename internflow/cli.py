@@ -8,11 +8,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from internflow.schemas import EvalBackend
 
 app = typer.Typer(help="Autonomous LLM post-training research campaigns on Prefect.", no_args_is_help=True)
 # Piped or logged output has no terminal width: 120 columns keeps the leaderboard on one line per row.
@@ -32,7 +35,13 @@ def run(
     model: Annotated[
         str, typer.Option(help="'smollm2-135m' (embedded), a local HF folder, or a Hub id.")
     ] = "smollm2-135m",
-    benchmark: Annotated[str, typer.Option(help="Bundled benchmark to improve on.")] = "arithmetic",
+    benchmark: Annotated[
+        str,
+        typer.Option(
+            help="Benchmark to improve on: bundled (arithmetic, family-mc), a Hub target (gsm8k, gpqa-main, "
+            "aime-2025, humaneval, mmlu) or a task spec file (.yaml/.json)."
+        ),
+    ] = "arithmetic",
     workspace: Workspace_ = "internflow-workspace",
     time_budget: Annotated[float, typer.Option(help="Wall-clock budget in minutes.")] = 12.0,
     max_iterations: Annotated[int, typer.Option(help="Research iterations at most.")] = 3,
@@ -113,6 +122,62 @@ def fetch_model() -> None:
     with console.status("fetching and materializing SmolLM2-135M-Instruct…"):
         path = resolve_model(DEFAULT_MODEL)
     console.print(f"base model ready: {path}")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[
+        str, typer.Option(help="'smollm2-135m' (embedded), a local HF folder, or a Hub id.")
+    ] = "smollm2-135m",
+    benchmark: Annotated[
+        str, typer.Option(help="Bundled benchmark, Hub target (gsm8k, mmlu, ...) or task spec file (.yaml/.json).")
+    ] = "arithmetic",
+    workspace: Workspace_ = "internflow-workspace",
+    limit: Annotated[int, typer.Option(help="Seeded subset of the test split (0: all of it).")] = 0,
+    seed: Annotated[int, typer.Option(help="Which seeded subset.")] = 0,
+    eval_backend: Annotated[str, typer.Option(help="'vllm' (a server, default) or 'transformers'.")] = "vllm",
+    eval_endpoint: Annotated[str | None, typer.Option(help="URL (…/v1) of your own vLLM server.")] = None,
+) -> None:
+    """Score a model on a benchmark without training: accuracy with n and its 95% CI; every sample in
+    the workspace and, worst first, in the `evaluation` artifact."""
+    from internflow.workspace import Workspace, WorkspaceError
+
+    if eval_backend not in ("vllm", "transformers"):
+        raise _fail(f"eval_backend: expected 'vllm' or 'transformers', got {eval_backend!r}")
+    backend: EvalBackend = "vllm" if eval_backend == "vllm" else "transformers"
+    try:
+        ws = Workspace.open(workspace)
+    except WorkspaceError as error:
+        raise _fail(str(error)) from None
+    os.environ.update(ws.process_env())  # before prefect/datasets are imported: they read these once
+
+    from prefect import flow
+
+    from internflow.benchmarks import get_benchmark
+    from internflow.evaluation.integrity import pin_evaluator
+    from internflow.models import model_fingerprint, resolve_model
+    from tasks.evaluate import eval_server, evaluate_model
+
+    try:  # bad input — benchmark, spec file, model, unreachable data or server — is refused, named
+        bench = get_benchmark(benchmark)
+        bench.load("test")
+        path = resolve_model(model)
+        evaluator = pin_evaluator(ws.root, bench)
+        with eval_server(backend, path, eval_endpoint, ws.logs_dir) as served:
+            # In a flow run of its own: the run, its task and the artifact show up in the Prefect UI.
+            result = flow(name="evaluate", flow_run_name=f"evaluate-{bench.name}")(
+                lambda: evaluate_model(
+                    path, model_fingerprint(path), benchmark, limit or None, seed, "evaluate", ws.samples_dir,
+                    backend=backend, server=served, evaluator=evaluator,
+                )
+            )()  # fmt: skip
+    except (ValueError, RuntimeError) as error:
+        raise _fail(str(error)) from None
+    console.print(
+        f"{bench.name}: {result.accuracy:.1%} (n={result.n}, 95% CI {result.ci_low:.1%}–{result.ci_high:.1%}), "
+        f"unparseable {result.unparseable}; answers from {result.backend}; samples: {result.samples_path}",
+        soft_wrap=True,
+    )
 
 
 @app.command()

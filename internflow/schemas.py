@@ -129,7 +129,11 @@ class CampaignConfig(_Frozen):
         "smollm2-135m",
         description="Base model: 'smollm2-135m' (embedded), a local HF folder, or a Hub id.",
     )
-    benchmark: str = Field("arithmetic", description="Bundled benchmark to improve on.")
+    benchmark: str = Field(
+        "arithmetic",
+        description="Benchmark to improve on: bundled (arithmetic, family-mc), a Hub target (gsm8k, gpqa-main, "
+        "aime-2025, humaneval, mmlu) or a task spec file (.yaml/.json).",
+    )
     workspace: str = Field("internflow-workspace", description="Folder holding everything this campaign writes.")
     time_budget_minutes: float = Field(12.0, gt=0, description="Wall-clock budget for the campaign.")
     max_iterations: int = Field(3, ge=1, le=1000, description="Research iterations at most.")

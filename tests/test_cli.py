@@ -76,3 +76,22 @@ def test_benchmarks_lists_bundled_tasks() -> None:
     result = _run("benchmarks")
     assert result.returncode == 0
     assert "arithmetic" in result.stdout and "family-mc" in result.stdout
+
+
+def test_evaluate_scores_a_model_on_a_task_spec_without_training(tiny_model: Path, tmp_path: Path) -> None:
+    (tmp_path / "sums.jsonl").write_text('{"q": "1 + 1", "a": 2}\n{"q": "2 + 3", "a": 5}\n{"q": "4 + 4", "a": 8}\n')
+    spec = tmp_path / "sums.yaml"
+    spec.write_text(
+        "name: sums\ndata: sums.jsonl\nprompt_template: '{q} ='\nanswer_field: a\nextraction: number\nmetric: numeric\n"
+    )
+    workspace = tmp_path / "ws"
+    result = _run(
+        "evaluate", "--model", str(tiny_model), "--benchmark", str(spec), "--eval-backend", "transformers",
+        "-w", str(workspace), env={"INTERNFLOW_OFFLINE": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "sums:" in result.stdout and "n=3" in result.stdout and "answers from transformers" in result.stdout
+    assert len((workspace / "eval-samples").glob("evaluate-*.jsonl").__next__().read_text().splitlines()) == 3
+
+    refused = _run("evaluate", "--benchmark", str(tmp_path / "missing.yaml"), "-w", str(workspace))
+    assert refused.returncode == 2 and "missing.yaml: cannot read the task spec" in refused.stderr
