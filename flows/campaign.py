@@ -17,9 +17,11 @@ from internflow.benchmarks import get_benchmark
 from internflow.evaluation.integrity import pin_evaluator
 from internflow.ledger import CampaignLedger
 from internflow.preflight import preflight
-from internflow.schemas import CampaignConfig, CampaignReport, IterationParams
+from internflow.schemas import CampaignConfig, CampaignReport, IterationParams, LiteratureRequest
 from internflow.workspace import Workspace
+from tasks.discover import discover_data
 from tasks.evaluate import eval_server, evaluate_model
+from tasks.literature import survey_literature
 from tasks.plan import close_planner_log, plan_next_iteration
 from tasks.publish import publish_campaign
 from tasks.report import publish_report
@@ -30,9 +32,13 @@ __all__ = ["campaign"]
 @flow(name="campaign", flow_run_name="campaign-{config.benchmark}")
 def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # noqa: B008 (Prefect form default)
     workspace = Workspace.open(config.workspace)
-    checked = preflight(config)  # refuse bad input before spending anything
+    checked = preflight(config)  # refuse bad input (and a target with no usable data) before spending anything
     benchmark = get_benchmark(config.benchmark)
     storage = workspace.results_dir  # persisted results and cache records live in the workspace
+    literature = survey_literature(
+        LiteratureRequest(query=benchmark.literature_query, cache_dir=workspace.literature_dir)
+    )
+    data = discover_data(config, literature.hints, checked.data)  # + the datasets the literature names
 
     evaluator = pin_evaluator(workspace.root, benchmark)  # a changed evaluator or test set is refused
     # One vLLM server through the whole campaign (each iteration's model is put on it in place);
@@ -51,7 +57,7 @@ def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # no
             checked.base_model, checked.base_fingerprint, limit=config.eval_limit, label="baseline", **on_this_campaign
         )
         ledger = CampaignLedger(
-            config, str(workspace.root), checked.base_model, checked.base_fingerprint, baseline, served, evaluator
+            config, str(workspace.root), checked.base_model, checked.base_fingerprint, baseline, served, evaluator, data
         )
 
         def out_of_budget(next_params: IterationParams | None = None) -> str | None:
@@ -68,9 +74,7 @@ def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # no
             )
 
         while not (reason := out_of_budget()):
-            proposal = plan_next_iteration(
-                ledger.planner_state(checked.datasets, benchmark.default_datasets, checked.datasets_by_method)
-            )
+            proposal = plan_next_iteration(ledger.planner_state())
             if proposal is None:
                 reason = "planner: nothing left worth trying"
                 break
@@ -102,7 +106,7 @@ def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # no
             )
             ledger.final_full = full.result() if full.is_completed() else None
 
-    close_planner_log(ledger.planner_state(checked.datasets, benchmark.default_datasets, checked.datasets_by_method))
+    close_planner_log(ledger.planner_state())
     final = ledger.report(reason, str(flow_run.id))
     publish_report(final, workspace.report_json)
     publish_campaign(final, workspace.root)

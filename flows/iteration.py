@@ -59,6 +59,8 @@ def research_iteration(params: IterationParams, context: IterationContext, ratio
         workspace,
         method=params.method,
         weights=params.dataset_weights,
+        sources=context.data_sources,
+        row_budget=context.data_row_budget,
     )
     request = train_request(params, data, context, workspace)
     trained = train_model(request)

@@ -15,6 +15,7 @@ from internflow.diagnostics.failures import findings_from_failure
 from internflow.schemas import (
     CampaignConfig,
     CampaignReport,
+    DataPlan,
     EvalResult,
     FailedIteration,
     IterationContext,
@@ -47,6 +48,7 @@ class CampaignLedger:
     baseline: EvalResult
     eval_server: ServedModel | None = None
     evaluator: str = ""
+    data: DataPlan | None = None  # the vetted training data the planner may choose from
     final_full: EvalResult | None = None
     started: float = field(default_factory=time.monotonic)
     history: list[IterationResult] = field(default_factory=list)
@@ -70,22 +72,19 @@ class CampaignLedger:
         best = best_scored_in_full(self.history, self.baseline)
         return best if best is not None and best.evaluation.accuracy > self.baseline.accuracy else None
 
-    def planner_state(
-        self,
-        datasets: tuple[str, ...],
-        default_datasets: tuple[str, ...],
-        datasets_by_method: dict[str, tuple[str, ...]] | None = None,
-    ) -> PlannerState:
+    def planner_state(self) -> PlannerState:
+        """What the planner sees: the record so far and the vetted training data per method."""
         from agent.planner import PlannerState
 
+        data = self.data
         return PlannerState(
             config=self.config,
             baseline=self.baseline,
             history=tuple(self.history),
             failures=tuple(self.failures),
-            datasets=datasets,
-            default_datasets=default_datasets,
-            datasets_by_method=datasets_by_method or {},
+            datasets=data.datasets if data else (),
+            default_datasets=data.default_datasets if data else (),
+            datasets_by_method=data.by_method if data else {},
         )
 
     def next_context(self) -> IterationContext:
@@ -106,6 +105,8 @@ class CampaignLedger:
             eval_backend=self.config.eval_backend,
             eval_server=self.eval_server,
             evaluator=self.evaluator,
+            data_sources=self.data.sources if self.data else (),
+            data_row_budget=self.config.data_row_budget,
         )
 
     def record(self, proposal: Proposal, outcome: State) -> None:

@@ -219,7 +219,7 @@ def test_a_dataset_whose_format_cannot_train_the_method_is_skipped_and_said(
 ) -> None:
     monkeypatch.delenv("INTERNFLOW_CATALOG", raising=False)
     with pytest.raises(ValueError, match=r"no usable training rows.*'unusable_format': 500"):
-        _prepare(("arithmetic-prompts",), 16, 0, "arithmetic", tmp_path)
+        flow(lambda: prepare_dataset(("arithmetic-prompts",), 16, 0, "arithmetic", Workspace.open(tmp_path), "dpo"))()
 
 
 def test_iteration_params_take_one_positive_weight_per_dataset() -> None:
@@ -233,12 +233,18 @@ def test_iteration_params_take_one_positive_weight_per_dataset() -> None:
         IterationParams(datasets=two, dataset_weights=(1.0, 0.0))
 
 
-def test_screening_tells_a_planner_which_bundled_datasets_it_may_train_on(monkeypatch) -> None:
-    from tasks.dataset import screen_datasets
+def test_screening_tells_a_planner_which_bundled_datasets_it_may_train_on(monkeypatch, tmp_path: Path) -> None:
+    from internflow.data.vetting import DataPaths, resolve_sources, screen_sources
 
     monkeypatch.delenv("INTERNFLOW_CATALOG", raising=False)
-    names = ("arithmetic-direct", "arithmetic-contaminated", "arithmetic-noisy", "arithmetic-prompts")
-    checks = screen_datasets(names, "arithmetic")
-    assert [name for name, check in checks.items() if not check.blocked] == ["arithmetic-direct", "arithmetic-noisy"]
-    assert checks["arithmetic-noisy"].rejected == {"wrong_answer": 100}
-    assert not screen_datasets(("arithmetic-prompts",), "arithmetic", method="grpo")["arithmetic-prompts"].blocked
+    names = ("arithmetic-direct", "arithmetic-contaminated", "arithmetic-noisy", "arithmetic-preference")
+    checks = screen_sources(
+        resolve_sources(names, ()), get_benchmark("arithmetic"), DataPaths(tmp_path, tmp_path), ("sft", "dpo")
+    )
+    sft = {name: by_method["sft"] for name, by_method in checks.items()}
+    assert [name for name, check in sft.items() if not check.blocked] == [
+        "arithmetic-direct", "arithmetic-noisy", "arithmetic-preference"
+    ]  # fmt: skip
+    assert sft["arithmetic-noisy"].rejected == {"wrong_answer": 100}
+    assert sft["arithmetic-direct"].mapping == "prompt←question, completion←answer, answer←answer"
+    assert [name for name, by_method in checks.items() if not by_method["dpo"].blocked] == ["arithmetic-preference"]

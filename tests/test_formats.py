@@ -17,10 +17,12 @@ WRONG = {"role": "assistant", "content": "3"}
     [
         (["messages"], "messages"),
         (["prompt", "completion"], "prompt_completion"),
-        (["question", "answer"], "question_answer"),
+        (["question", "answer"], "prompt_completion"),
+        (["problem", "solution"], "prompt_completion"),
+        (["instruction", "input", "output"], "prompt_completion"),
         (["prompt", "chosen", "rejected"], "preference"),
         (["chosen", "rejected"], "preference"),
-        (["prompt", "answer"], "prompt_only"),
+        (["prompt", "answer"], "prompt_completion"),
         (["prompt"], "prompt_only"),
     ],
 )
@@ -47,13 +49,19 @@ def test_implicit_prompt_preference_rows_split_off_the_shared_turns() -> None:
     assert (example.prompt, example.completion, example.rejected) == ([USER], [RIGHT], [WRONG])
 
 
-def test_prompt_only_rows_keep_the_answer_for_the_reward_and_cannot_train_sft() -> None:
-    example = to_example({"prompt": [USER], "answer": 2}, "x:7")
-    assert to_trl(example, "grpo", "x:7") == {"prompt": [USER], "answer": "2"}
+def test_prompt_only_rows_cannot_train_sft() -> None:
+    example = to_example({"prompt": [USER]}, "x:7")
+    assert to_trl(example, "grpo", "x:7") == {"prompt": [USER]}
     with pytest.raises(CorruptDatasetError, match="x:7: SFT needs a completion"):
         to_trl(example, "sft", "x:7")
     assert usable_for("prompt_only", "grpo") and not usable_for("prompt_only", "sft")
-    assert not usable_for("question_answer", "dpo") and usable_for("preference", "dpo")
+    assert not usable_for("prompt_completion", "dpo") and usable_for("preference", "dpo")
+
+
+def test_plain_prompt_answer_rows_train_sft_on_the_answer_and_keep_it_for_the_reward() -> None:
+    example = to_example({"prompt": [USER], "answer": 2}, "x:7")
+    assert to_trl(example, "sft", "x:7") == {"prompt": [USER], "completion": [RIGHT]}
+    assert to_trl(example, "grpo", "x:7") == {"prompt": [USER], "answer": "2"}
 
 
 def test_question_answer_rows_give_grpo_their_answer() -> None:

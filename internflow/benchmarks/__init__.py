@@ -22,6 +22,7 @@ __all__ = [
     "BENCHMARKS",
     "Benchmark",
     "BenchmarkItem",
+    "Split",
     "UnknownBenchmarkError",
     "get_benchmark",
     "numbers_equal",
@@ -29,6 +30,7 @@ __all__ = [
 ]
 
 DATA_DIR = Path(__file__).parent / "data"
+Split = Literal["train", "dev", "test"]
 LETTERS = "ABCD"
 
 
@@ -100,15 +102,27 @@ class Benchmark:
     judge: Callable[[str, str], bool]
     # Catalog and user-spec tasks: where their items come from (bundled ones read DATA_DIR), and
     # the definition (data source, template, extraction rule) that their fingerprint must cover.
-    loader: Callable[[Literal["train", "test"]], list[BenchmarkItem]] | None = None
+    loader: Callable[[Split], list[BenchmarkItem]] | None = None
     definition: str = ""
+    # Where the test items live on the Hub (repo, config, split): discovery never offers that split
+    # of that repository as training data.
+    test_source: tuple[str, str | None, str] | None = None
+    # A task spec's own training data (its path, for the record): `load("train")` reads it.
+    train_data: str | None = None
+    # Hub datasets the task spec names as training data (`hub:owner/name[:config][@split]`).
+    named_datasets: tuple[str, ...] = ()
 
     def prompt(self, item: BenchmarkItem) -> str:
         if self.kind == "multiple_choice":
             return render_multiple_choice(item.question, item.choices)
         return item.question
 
-    def load(self, split: Literal["train", "test"]) -> list[BenchmarkItem]:
+    def test_split_of(self, repo: str, config: str | None, split: str) -> bool:
+        """Whether this Hub split holds the test items (any config of the test repository's test
+        split: configs of one dataset often share its questions)."""
+        return self.test_source is not None and (repo, split) == (self.test_source[0], self.test_source[2])
+
+    def load(self, split: Split) -> list[BenchmarkItem]:
         if self.loader is not None:
             return list(self.loader(split))  # a copy: loaders may cache, and callers shuffle in place
         return read_items(DATA_DIR / self.name / f"{split}.jsonl")

@@ -138,7 +138,7 @@ def _hub_benchmark(
 ) -> Benchmark:
     # Read once per process: preflight, the evaluator's fingerprint and every evaluation ask for it.
     @functools.cache
-    def load(split: Literal["train", "test"]) -> list[BenchmarkItem]:
+    def load(split: Literal["train", "dev", "test"]) -> list[BenchmarkItem]:
         if split != "test":
             raise ValueError(
                 f"benchmark {name!r} is evaluation data only: training data comes from the catalog or Hub search"
@@ -156,6 +156,7 @@ def _hub_benchmark(
         judge=judge,
         loader=load,
         definition=json.dumps([source.repo, source.subset, source.split, name]),
+        test_source=(source.repo, source.subset, source.split),
     )
 
 

@@ -9,6 +9,11 @@ through the same lighteval task and metric as the bundled benchmarks.
     extraction: regex:([A-Z][a-z]+)   # number | choice | text | regex:<pattern with one group>
     metric: exact                 # exact (case-insensitive) | numeric | choice
     max_new_tokens: 16
+    train_data: capitals-train.jsonl   # optional: training rows, same fields as `data`,
+                                       #   or hub:owner/name[:config][@split] (any known layout)
+    dev_data: capitals-dev.jsonl       # optional: the split iterations are chosen on
+
+Without `train_data` the campaign still searches for training data (internflow.data.candidates).
 """
 
 from __future__ import annotations
@@ -44,6 +49,20 @@ class TaskSpec(BaseModel):
     metric: Literal["exact", "numeric", "choice"] = "exact"
     max_new_tokens: int = Field(64, ge=1, le=8192)
     description: str = ""
+    train_data: str | None = Field(
+        None,
+        description="Training rows: a JSONL file with the same fields as `data`, or hub:owner/name[:config][@split].",
+    )
+    dev_data: str | None = Field(None, description="Dev rows (same fields as `data`): what iterations are chosen on.")
+
+    @field_validator("train_data", "dev_data")
+    @classmethod
+    def _a_file_or_a_hub_id(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("hub:"):
+            from internflow.data.hub import parse_hub_id
+
+            parse_hub_id(value)  # ValueError names the expected form
+        return value
 
     @field_validator("extraction")
     @classmethod
@@ -85,7 +104,7 @@ def _judge(metric: str) -> Callable[[str, str], bool]:
     return lambda extracted, expected: extracted.strip().casefold() == expected.strip().casefold()
 
 
-def _items(spec: TaskSpec, data_file: Path) -> list[BenchmarkItem]:
+def _items(spec: TaskSpec, data_file: Path, prefix: str = "") -> list[BenchmarkItem]:
     items = []
     for line_no, line in enumerate(data_file.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -105,6 +124,7 @@ def _items(spec: TaskSpec, data_file: Path) -> list[BenchmarkItem]:
         if choices and isinstance(answer, int):
             answer = "ABCD"[answer]  # an index into the choices
         row_id = str(row[spec.id_field]) if spec.id_field else str(line_no)
+        row_id = f"{prefix}-{row_id}" if prefix else row_id  # train/dev ids never collide with test ids
         items.append(BenchmarkItem(id=f"{spec.name}-{row_id}", question=question, answer=str(answer), choices=choices))
     if not items:
         raise TaskSpecError(f"{data_file}: no rows")
@@ -120,15 +140,21 @@ def load_task_spec(path: Path) -> Benchmark:
     except ValidationError as error:
         fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(spec)'}: {e['msg']}" for e in error.errors())
         raise TaskSpecError(f"{path}: {fields}") from None
-    data_file = (path.parent / spec.data).resolve()
-    if not data_file.is_file():
-        raise TaskSpecError(f"{path}: data: {data_file} does not exist")
-    items = _items(spec, data_file)  # read once now: a bad row is refused before anything runs
+    # Read every split now: a bad file or row is refused before anything runs.
+    splits = {"test": _items(spec, _data_file(path, "data", spec.data))}
+    for field_name, split in (("train_data", "train"), ("dev_data", "dev")):
+        value = getattr(spec, field_name)
+        if value is not None and value.startswith("hub:") and split == "dev":
+            raise TaskSpecError(f"{path}: dev_data: give a JSONL file with the same fields as `data`")
+        if value is not None and not value.startswith("hub:"):
+            splits[split] = _items(spec, _data_file(path, field_name, value), prefix=split)
+    named = (spec.train_data,) if spec.train_data and spec.train_data.startswith("hub:") else ()
 
-    def load(split: Literal["train", "test"]) -> list[BenchmarkItem]:
-        if split != "test":
-            raise ValueError(f"task spec {path} holds evaluation data only")
-        return items
+    def load(split: Literal["train", "dev", "test"]) -> list[BenchmarkItem]:
+        if split not in splits:
+            field_name = "train_data" if split == "train" else "dev_data"
+            raise ValueError(f"task spec {path} has no {split} data ({field_name})")
+        return splits[split]
 
     return Benchmark(
         name=spec.name,
@@ -141,4 +167,14 @@ def load_task_spec(path: Path) -> Benchmark:
         judge=_judge(spec.metric),
         loader=load,
         definition=spec.model_dump_json(),
+        train_data=str(_data_file(path, "train_data", spec.train_data)) if "train" in splits else None,
+        named_datasets=named,
     )
+
+
+def _data_file(spec_path: Path, field: str, value: str | None) -> Path:
+    """A data file named by the spec, relative to the spec's folder; TaskSpecError when missing."""
+    data_file = (spec_path.parent / str(value)).resolve()
+    if not data_file.is_file():
+        raise TaskSpecError(f"{spec_path}: {field}: {data_file} does not exist")
+    return data_file
