@@ -46,7 +46,7 @@ def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # no
     with eval_server(config.eval_backend, checked.base_model, config.eval_endpoint, workspace.logs_dir) as served:
         evaluate_here = evaluate_model.with_options(result_storage=storage)
         on_this_campaign: dict[str, Any] = {  # what every evaluation of this campaign shares
-            "benchmark_name": benchmark.name,
+            "benchmark_name": config.benchmark,  # the spec path for a task spec: what get_benchmark reads
             "seed": config.seed,
             "samples_dir": workspace.samples_dir,
             "backend": config.eval_backend,

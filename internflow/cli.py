@@ -64,12 +64,30 @@ def run(
     eval_endpoint: Annotated[
         str | None, typer.Option(help="URL (…/v1) of your own vLLM server for the base model, runtime LoRA on.")
     ] = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A training dataset to vet with the discovered ones (repeatable): a catalog name or "
+            "hub:owner/name[:config][@split]."
+        ),
+    ] = None,
+    column_mapping: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="How a dataset's columns map to roles (repeatable): ID=role:column,... e.g. "
+            "hub:org/x=prompt:instruction,completion:output (roles: prompt input completion chosen "
+            "rejected answer messages)."
+        ),
+    ] = None,
+    hub_datasets: Annotated[int, typer.Option(help="Hub datasets discovery pins and vets at most.")] = 4,
+    data_row_budget: Annotated[int, typer.Option(help="Rows read from each Hub dataset at most.")] = 20_000,
 ) -> None:
     """Run a campaign: baseline eval, then planner-driven iterations until the budget is spent."""
     from pydantic import ValidationError
 
     from internflow.schemas import CampaignConfig
 
+    mappings = _column_mappings(column_mapping or [])
     try:
         config = CampaignConfig(
             model=model,
@@ -86,6 +104,10 @@ def run(
             mcp_config=mcp_config,
             eval_backend=eval_backend,  # type: ignore[arg-type]  # validated by CampaignConfig
             eval_endpoint=eval_endpoint,
+            datasets=tuple(dataset or ()),
+            column_mappings=mappings,  # type: ignore[arg-type]  # validated by CampaignConfig
+            hub_datasets=hub_datasets,
+            data_row_budget=data_row_budget,
         )
     except ValidationError as error:
         raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())) from None
@@ -112,6 +134,70 @@ def run(
     report = campaign(config)
     _print_leaderboard(report.model_dump(mode="json"))
     console.print(f"report: {ws.report_json}")
+
+
+def _column_mappings(specs: list[str]) -> dict[str, dict[str, str]]:
+    """'hub:org/x=prompt:instruction,completion:output' → {'hub:org/x': {'prompt': 'instruction', ...}}."""
+    mappings: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        name, _, roles = spec.rpartition("=")
+        pairs = [part.split(":", 1) for part in roles.split(",") if part.strip()]
+        if not name or not pairs or any(len(pair) != 2 for pair in pairs):
+            raise _fail(f"column_mapping: expected ID=role:column[,role:column...], got {spec!r}")
+        mappings[name] = {role.strip(): column.strip() for role, column in pairs}
+    return mappings
+
+
+@app.command()
+def discover(
+    benchmark: Annotated[
+        str, typer.Option(help="Bundled benchmark, Hub target (gsm8k, mmlu, ...) or task spec file (.yaml/.json).")
+    ] = "arithmetic",
+    workspace: Workspace_ = "internflow-workspace",
+    dataset: Annotated[list[str] | None, typer.Option(help="A dataset to vet too (repeatable), as for `run`.")] = None,
+    hub_datasets: Annotated[int, typer.Option(help="Hub datasets to pin and vet at most.")] = 4,
+    recipe: Annotated[str, typer.Option(help="The recipe whose method picks the default data.")] = "sft/default",
+) -> None:
+    """Find, pin and vet training data for a benchmark without training: every candidate with its
+    source, column mapping, rank and the gate's verdict per method (cached in the workspace)."""
+    from pydantic import ValidationError
+
+    from internflow.benchmarks import get_benchmark
+    from internflow.preflight import data_paths
+    from internflow.schemas import CampaignConfig
+    from internflow.workspace import Workspace, WorkspaceError
+
+    try:
+        config = CampaignConfig(benchmark=benchmark, workspace=workspace, datasets=tuple(dataset or ()),
+                                hub_datasets=hub_datasets, recipe=recipe)  # fmt: skip
+        ws = Workspace.open(workspace)
+    except (ValidationError, WorkspaceError) as error:
+        raise _fail(str(error)) from None
+    os.environ.update(ws.process_env())  # before datasets is imported: it reads HF_DATASETS_CACHE once
+    from internflow.data.selection import select_training_data
+
+    try:
+        bench = get_benchmark(benchmark)
+        bench.load("test")
+        plan = select_training_data(bench, config, data_paths(config, ws), ws.data_dir, recipe.partition("/")[0])
+    except (ValueError, RuntimeError) as error:
+        raise _fail(str(error)) from None
+    offered = {name for names in plan.by_method.values() for name in names}
+    table = Table(
+        "dataset", "state", "score", "columns", "rows", "licence", "per method", title=f"training data for {bench.name}"
+    )
+    for source in plan.discovery.sources:
+        checks = plan.checks.get(source.id, {})
+        verdicts = ", ".join(f"{m} {'✗' if c.blocked else c.rows_kept}" for m, c in checks.items())
+        table.add_row(
+            source.id, "offered" if source.id in offered else source.status, f"{source.score:.2f}",
+            source.mapping.describe() if source.mapping else "-", str(source.rows or "-"), source.license or "-",
+            verdicts or source.note,
+        )  # fmt: skip
+    console.print(table)
+    for note in plan.discovery.notes:
+        console.print(f"- {note}", soft_wrap=True)
+    console.print(f"discovery {plan.discovery.status}; the recipe starts from {list(plan.default_datasets)}")
 
 
 @app.command("fetch-model")

@@ -109,10 +109,15 @@ def hf_token() -> str | None:
     return get_token()
 
 
-def offline_reason() -> str | None:
-    """'offline mode (INTERNFLOW_OFFLINE=1)' when a switch is on, else None."""
+def offline_reason(service: str | None = None) -> str | None:
+    """'offline mode (INTERNFLOW_OFFLINE=1)' when a switch is on, else None.  With a service name,
+    also when INTERNFLOW_OFFLINE_SERVICES (comma-separated names) lists it: a cluster with a Hub
+    mirror (HF_ENDPOINT) but no way out to arXiv says `INTERNFLOW_OFFLINE_SERVICES=arxiv,...`."""
     switch = next((name for name in OFFLINE_SWITCHES if os.environ.get(name) == "1"), None)
-    return f"offline mode ({switch}=1)" if switch else None
+    if switch:
+        return f"offline mode ({switch}=1)"
+    listed = {name.strip() for name in os.environ.get("INTERNFLOW_OFFLINE_SERVICES", "").split(",")}
+    return f"offline mode for {service} (INTERNFLOW_OFFLINE_SERVICES)" if service and service in listed else None
 
 
 class _RateLimiter:
@@ -168,7 +173,7 @@ class ServiceSession(requests.Session):
         self._limiter = _RateLimiter.of(policy.name)
 
     def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        reason = offline_reason()
+        reason = offline_reason(self.policy.name)
         if reason:
             raise OfflineError(f"{self.policy.name}: {reason}; no request sent to {url!r}")
         if kwargs.get("timeout") is None:
@@ -240,7 +245,7 @@ def retry_transient(call: Callable[[], T], service: str, what: str) -> T:
     policy: as many tries and the same capped exponential backoff as its session would use."""
     policy = policy_for(service)
     for attempt in range(policy.retries + 1):
-        reason = offline_reason()
+        reason = offline_reason(service)
         if reason:
             raise OfflineError(f"{service}: {reason}; {what} not attempted")
         try:

@@ -85,6 +85,7 @@ class CampaignLedger:
             datasets=data.datasets if data else (),
             default_datasets=data.default_datasets if data else (),
             datasets_by_method=data.by_method if data else {},
+            sources=data.sources if data else (),
         )
 
     def next_context(self) -> IterationContext:

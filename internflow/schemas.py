@@ -7,6 +7,7 @@ schema (so the Prefect UI renders a form), the planner's output schema and part 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 # How answers are generated for evaluation: a vLLM server, or transformers in-process (a fallback
 # that must be chosen by name, never fallen back to silently).
 EvalBackend = Literal["vllm", "transformers"]
+
+# A Hub dataset named as training data: hub:owner/name[:config][@split].
+HUB_ID = re.compile(r"^hub:(?P<repo>[\w.-]+/[\w.-]+)(?::(?P<config>[\w.-]+))?(?:@(?P<split>[\w.-]+))?$")
 
 # What a dataset's rows can be read as (internflow.data.formats): a conversation, a prompt with
 # the answer to imitate, a preference pair, or a prompt alone (with a reference answer for rewards).
@@ -191,6 +195,15 @@ class CampaignConfig(_Frozen):
         description="Column mapping per dataset id, for layouts discovery cannot read, e.g. "
         '`{"hub:org/x": {"prompt": "instruction", "completion": "output"}}`.',
     )
+
+    @field_validator("datasets")
+    @classmethod
+    def _hub_ids_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [name for name in value if name.startswith("hub:") and not HUB_ID.match(name)]
+        if bad:
+            raise ValueError(f"expected hub:owner/name[:config][@split] or a catalog name, got {bad}")
+        return value
+
     hub_datasets: int = Field(4, ge=0, le=50, description="Hub datasets discovery pins and vets at most (best first).")
     data_row_budget: int = Field(20_000, ge=100, description="Rows read from each Hub dataset at most.")
     approval_timeout_s: int = Field(3600, ge=1, description="How long a paused run waits for an answer.")

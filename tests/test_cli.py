@@ -40,6 +40,9 @@ def test_help_does_not_import_torch_or_prefect() -> None:
         (["--recipe", "sft/huge"], "recipe: no recipe 'sft/huge'"),
         (["--backend", "cloud"], "training_backend"),
         (["--money-budget", "0"], "money_budget_usd"),
+        (["--dataset", "hub:no-owner"], "datasets: Value error, expected hub:owner/name[:config][@split]"),
+        (["--column-mapping", "hub:org/x"], "column_mapping: expected ID=role:column"),
+        (["--column-mapping", "hub:org/x=question:q"], "column_mappings.hub:org/x.question: Extra inputs"),
     ],
 )
 def test_run_refuses_bad_input_with_named_error(args: list[str], expected: str, tmp_path: Path) -> None:
@@ -95,3 +98,11 @@ def test_evaluate_scores_a_model_on_a_task_spec_without_training(tiny_model: Pat
 
     refused = _run("evaluate", "--benchmark", str(tmp_path / "missing.yaml"), "-w", str(workspace))
     assert refused.returncode == 2 and "missing.yaml: cannot read the task spec" in refused.stderr
+
+
+def test_discover_lists_the_vetted_training_data_of_a_target(tmp_path: Path) -> None:
+    result = _run("discover", "--benchmark", "arithmetic", "-w", str(tmp_path), env={"INTERNFLOW_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr
+    out = " ".join(result.stdout.split())
+    assert "arithmetic-direct" in out and "offered" in out and "arithmetic-contaminated" in out
+    assert "Hub not searched" in out and "the recipe starts from ['arithmetic-direct']" in out

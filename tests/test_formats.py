@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from internflow.catalog import CorruptDatasetError
-from internflow.data.formats import ColumnMapping, detect_format, to_example, to_trl, usable_for
+from internflow.data.formats import (
+    ColumnMapping,
+    detect_format,
+    final_answer,
+    infer_mapping,
+    to_example,
+    to_trl,
+    usable_for,
+)
 
 USER = {"role": "user", "content": "1 + 1 ="}
 RIGHT = {"role": "assistant", "content": "2"}
@@ -93,3 +101,54 @@ def test_a_message_column_of_the_wrong_type_is_named() -> None:
 def test_an_unknown_method_lists_the_known_ones() -> None:
     with pytest.raises(ValueError, match="known: sft, dpo, grpo"):
         to_trl(to_example({"prompt": "x", "completion": "y"}, "x:1"), "ppo", "x:1")
+
+
+LAYOUTS = [
+    ({"instruction": "Add.", "input": "1 + 1", "output": "2"},
+     {"prompt": "instruction", "input": "input", "completion": "output"}),
+    ({"problem": "1 + 1?", "solution": "So \\boxed{2}.", "level": 1}, {"prompt": "problem", "completion": "solution"}),
+    ({"prompt": "1 + 1?", "response": "2"}, {"prompt": "prompt", "completion": "response"}),
+    ({"query": "1 + 1?", "response": "2"}, {"prompt": "query", "completion": "response"}),
+    ({"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]},
+     {"messages": "conversations"}),
+    ({"problem": "1 + 1?", "solution": "1 + 1 = 2", "answer": "2"},
+     {"prompt": "problem", "completion": "solution", "answer": "answer"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("row", "mapping"), LAYOUTS)
+def test_the_column_mapping_is_inferred_for_the_layouts_public_datasets_use(row: dict, mapping: dict) -> None:
+    assert infer_mapping(row, [row]) == ColumnMapping(**mapping)
+
+
+def test_alpaca_input_follows_the_instruction_and_an_empty_input_adds_nothing() -> None:
+    example = to_example({"instruction": "Add these.", "input": "1 + 1", "output": "2"}, "x:1")
+    assert example.prompt == [{"role": "user", "content": "Add these.\n\n1 + 1"}]
+    assert to_example({"instruction": "Say 2.", "input": "", "output": "2"}, "x:2").prompt_text == "Say 2."
+
+
+def test_sharegpt_turns_become_role_content_messages() -> None:
+    row = {"conversations": [{"from": "system", "value": "Be brief."}, {"from": "human", "value": "1 + 1 ="},
+                             {"from": "gpt", "value": "2"}]}  # fmt: skip
+    example = to_example(row, "x:1")
+    assert example.prompt == [{"role": "system", "content": "Be brief."}, USER] and example.completion == [RIGHT]
+
+
+def test_a_text_column_named_conversation_is_not_taken_for_a_conversation() -> None:
+    row = {"conversation": "A chat log as plain text", "question": "q?", "answer": "a"}
+    assert infer_mapping(row, [row]) == ColumnMapping(prompt="question", completion="answer", answer="answer")
+
+
+@pytest.mark.parametrize(
+    ("solution", "reference"),
+    [
+        ("Natalia sold 48/2 = 24 clips in May.\n#### 72", "72"),
+        ("The sum is $\\boxed{\\frac{1}{2}}$.", "\\frac{1}{2}"),
+        ("first \\boxed{1}, then \\boxed{2}", "2"),
+        ("no marked answer here", None),
+    ],
+)
+def test_the_reference_is_the_final_answer_a_worked_solution_marks(solution: str, reference: str | None) -> None:
+    assert final_answer(solution) == reference
+    if reference is not None:
+        assert to_example({"question": "q", "solution": solution}, "x:1").answer == reference

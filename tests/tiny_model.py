@@ -11,7 +11,7 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_model(folder: Path, corpus: list[str] | None = None) -> Path:
+def build_tiny_model(folder: Path, corpus: list[str] | None = None, max_positions: int = 512) -> Path:
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -45,7 +45,7 @@ def build_tiny_model(folder: Path, corpus: list[str] | None = None) -> Path:
         num_attention_heads=2,
         num_key_value_heads=2,
         head_dim=64,
-        max_position_embeddings=512,
+        max_position_embeddings=max_positions,
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
         tie_word_embeddings=True,

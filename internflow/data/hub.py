@@ -18,6 +18,7 @@ from typing import Any
 from huggingface_hub.hf_api import DatasetInfo
 
 from internflow.http import ServiceError, ServiceSession, get_json, retry_transient, session_for
+from internflow.schemas import HUB_ID
 
 __all__ = [
     "GatedDatasetError",
@@ -27,8 +28,6 @@ __all__ = [
     "parse_hub_id",
     "resolve_revision",
 ]
-
-_HUB_ID = re.compile(r"^hub:(?P<repo>[\w.-]+/[\w.-]+)(?::(?P<config>[\w.-]+))?(?:@(?P<split>[\w.-]+))?$")
 
 
 class HubDatasetError(ValueError):
@@ -41,7 +40,7 @@ class GatedDatasetError(HubDatasetError):
 
 def parse_hub_id(text: str) -> tuple[str, str | None, str]:
     """'hub:owner/name[:config][@split]' → (repo, config or None, split); ValueError otherwise."""
-    found = _HUB_ID.match(text.strip())
+    found = HUB_ID.match(text.strip())
     if not found:
         raise ValueError(f"expected hub:owner/name[:config][@split], got {text!r}")
     return found["repo"], found["config"], found["split"] or "train"
