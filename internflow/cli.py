@@ -216,6 +216,7 @@ def train(
     from internflow.execution import TrainingFailed, get_backend
     from internflow.models import model_fingerprint, resolve_model
     from internflow.schemas import PreparedDataset
+    from internflow.training.data_check import check_training_data
     from tasks.train import build_train_request
 
     fingerprint = hashlib.sha256(data.read_bytes()).hexdigest()[:16]
@@ -224,6 +225,7 @@ def train(
     init_model = resolve_model(model)
     request = build_train_request(init_model, model_fingerprint(init_model), prepared, params, ws, benchmark, backend)
     try:
+        check_training_data(request)  # the columns the method and its rewards read, before any model loads
         result = get_backend(backend).run(request, console.print)
     except (TrainingFailed, ValueError) as error:
         raise _fail(str(error)) from None
