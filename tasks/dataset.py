@@ -12,6 +12,8 @@ import hashlib
 import json
 import random
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -20,14 +22,27 @@ from prefect.cache_policies import NO_CACHE
 from internflow.benchmarks import get_benchmark
 from internflow.catalog import CorruptDatasetError, get_entry, read_rows
 from internflow.data.decontamination import ContaminationReport, DecontaminationConfig, EvalIndex
-from internflow.data.formats import METHOD_FORMATS, Example, detect_format, to_example, to_trl, usable_for
+from internflow.data.formats import (
+    METHOD_FORMATS,
+    Example,
+    UnsupportedRowError,
+    detect_format,
+    to_example,
+    to_trl,
+    usable_for,
+)
+from internflow.data.length import token_lengths
 from internflow.data.quality import QualityConfig, Quarantined, answer_check_for, check_rows
-from internflow.schemas import DatasetCheck, DatasetSource, PreparedDataset
+from internflow.models import load_chat_tokenizer
+from internflow.schemas import DatasetCheck, DatasetSource, IterationParams, PreparedDataset
+from internflow.training.data_check import needed_columns
 from internflow.workspace import Workspace
 
 __all__ = ["mix_shares", "prepare_dataset", "screen_datasets", "to_prompt_completion"]
 
 Message = dict[str, str]
+TokenBudget = tuple[Any, int]  # (the model's tokenizer, max_length in tokens)
+DEFAULT_REWARDS = IterationParams.model_fields["reward_funcs"].default
 
 
 def to_prompt_completion(row: dict, where: str) -> tuple[list[Message], list[Message]]:
@@ -51,8 +66,46 @@ def _eval_index(benchmark_name: str, config: DecontaminationConfig) -> EvalIndex
     return EvalIndex((benchmark.prompt(item) for item in benchmark.load("test")), config)
 
 
+def _reference_check(method: str, reward_funcs: tuple[str, ...], benchmark: str) -> Callable[[Example], str | None]:
+    """GRPO whose rewards take an `answer`: a row without one ('no_answer') or with one the benchmark
+    cannot read ('unreadable_answer') would train with reward 0 whatever the model writes."""
+    if method != "grpo" or "answer" not in needed_columns(method, reward_funcs, benchmark):
+        return lambda example: None
+    read = get_benchmark(benchmark).reference
+
+    def check(example: Example) -> str | None:
+        if example.answer is None:
+            return "no_answer"
+        return "unreadable_answer" if read(example.answer) is None else None
+
+    return check
+
+
+def _over_length(
+    kept: list[tuple[str, Example, dict]], method: str, tokens: TokenBudget | None
+) -> tuple[list[tuple[str, Example, dict]], list[Quarantined]]:
+    """Rows over the recipe's max_length in the model's tokens, quarantined as `too_long`."""
+    if tokens is None or not kept:
+        return kept, []
+    tokenizer, max_length = tokens
+    lengths = token_lengths([example for _, example, _ in kept], tokenizer, method)
+    fits = [row for row, length in zip(kept, lengths, strict=True) if length <= max_length]
+    over = [
+        Quarantined(where, "too_long", raw, f"{length} tokens > max_length {max_length}")
+        for (where, _, raw), length in zip(kept, lengths, strict=True)
+        if length > max_length
+    ]
+    return fits, over
+
+
 def _check_dataset(
-    name: str, method: str, gate: EvalIndex, quality: QualityConfig, benchmark: str
+    name: str,
+    method: str,
+    gate: EvalIndex,
+    quality: QualityConfig,
+    benchmark: str,
+    reward_funcs: tuple[str, ...] = DEFAULT_REWARDS,
+    tokens: TokenBudget | None = None,
 ) -> tuple[DatasetSource, DatasetCheck, list[Example], list[Quarantined]]:
     entry = get_entry(name)
     rows, sha256 = read_rows(entry.data_file)
@@ -65,7 +118,12 @@ def _check_dataset(
         check = DatasetCheck(name=name, format=fmt, rows_in=len(rows), rows_kept=0, blocked=True, note=note)
         return source, check.model_copy(update={"rejected": {"unusable_format": len(rows)}}), [], quarantined
 
-    examples = [(w, to_example(row, w), row) for w, row in zip(where, rows, strict=True)]
+    examples, unsupported = [], []
+    for w, row in zip(where, rows, strict=True):
+        try:
+            examples.append((w, to_example(row, w), row))
+        except UnsupportedRowError as error:  # tool use, images: quarantined with the reason, never mangled
+            unsupported.append(Quarantined(w, error.reason, row, str(error)))
     contaminated = {id(ex) for _, ex, _ in examples if gate.is_contaminated(ex.prompt_text)}
     report = ContaminationReport.judge(
         name, len(examples), [ex.prompt_text for _, ex, _ in examples if id(ex) in contaminated], gate.config
@@ -74,9 +132,13 @@ def _check_dataset(
     if report.blocked:
         quarantined = [Quarantined(w, "dataset_contaminated", row) for w, _, row in examples]
     else:
-        skip = lambda ex: "test_overlap" if id(ex) in contaminated else None  # noqa: E731
+        reference = _reference_check(method, reward_funcs, benchmark)
+        skip = lambda ex: "test_overlap" if id(ex) in contaminated else reference(ex)  # noqa: E731
         result = check_rows(examples, quality, answer_check_for(benchmark), skip=skip)
-        kept, quarantined = [ex for _, ex in result.kept], result.quarantined
+        raw_of = {id(ex): raw for _, ex, raw in examples}
+        fits, too_long = _over_length([(w, ex, raw_of[id(ex)]) for w, ex in result.kept], method, tokens)
+        kept, quarantined = [ex for _, ex, _ in fits], result.quarantined + too_long
+    quarantined = unsupported + quarantined
     check = DatasetCheck(
         name=name,
         format=fmt,
@@ -97,11 +159,14 @@ def screen_datasets(
     method: str = "sft",
     quality: QualityConfig | None = None,
     decontamination: DecontaminationConfig | None = None,
+    reward_funcs: tuple[str, ...] = DEFAULT_REWARDS,
 ) -> dict[str, DatasetCheck]:
     """The gate's and the quality checks' verdict on each dataset, without writing anything: lets
-    a planner leave blocked datasets out of its options (about a second for the bundled catalog)."""
+    a planner leave blocked datasets out of its options (about a second for the bundled catalog).
+    For GRPO a dataset whose rows carry no readable reference answer keeps no rows."""
     gate = _eval_index(benchmark, decontamination or DecontaminationConfig())
-    return {name: _check_dataset(name, method, gate, quality or QualityConfig(), benchmark)[1] for name in names}
+    config = quality or QualityConfig()
+    return {name: _check_dataset(name, method, gate, config, benchmark, reward_funcs)[1] for name in names}
 
 
 # Not cached: it is cheap and must see edits to the catalog files; the train task's cache key
@@ -117,13 +182,23 @@ def prepare_dataset(
     weights: tuple[float, ...] = (),
     quality: QualityConfig | None = None,
     decontamination: DecontaminationConfig | None = None,
+    reward_funcs: tuple[str, ...] = DEFAULT_REWARDS,
+    model: str | None = None,
+    max_length: int | None = None,
 ) -> PreparedDataset:
+    """`model` (a folder or Hub id) and `max_length`: measure every row in that model's tokens
+    with its chat template and quarantine those over `max_length` as `too_long` (what the
+    trainer would drop or truncate); without them only the character limit applies."""
     if method not in METHOD_FORMATS:
         raise ValueError(f"method: unknown method {method!r}; known: {', '.join(METHOD_FORMATS)}")
     if weights and len(weights) != len(datasets):
         raise ValueError(f"dataset_weights: {len(weights)} weights for {len(datasets)} datasets")
     gate = _eval_index(benchmark, decontamination or DecontaminationConfig())
-    checked = [_check_dataset(name, method, gate, quality or QualityConfig(), benchmark) for name in datasets]
+    tokens = (load_chat_tokenizer(model), max_length) if model and max_length else None
+    checked = [
+        _check_dataset(name, method, gate, quality or QualityConfig(), benchmark, reward_funcs, tokens)
+        for name in datasets
+    ]
 
     # Shares by weight (equal by default), then shuffle the mix: one dataset cannot crowd out the others.
     # A blocked dataset's share goes to the others, so the gate never shrinks the training set.
@@ -158,7 +233,11 @@ def prepare_dataset(
     quarantine_path = workspace.data_dir / f"quarantine-{fingerprint}.jsonl"
     quarantine_path.write_text(
         "".join(
-            json.dumps({"dataset": c.name, "where": q.where, "reason": q.reason, "row": q.row}, ensure_ascii=False)
+            json.dumps(
+                {"dataset": c.name, "where": q.where, "reason": q.reason, "row": q.row}
+                | ({"detail": q.detail} if q.detail else {}),
+                ensure_ascii=False,
+            )
             + "\n"
             for _, c, _, quarantined in checked
             for q in quarantined

@@ -19,7 +19,6 @@ from lighteval.models.abstract_model import LightevalModel
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import INPUTS, TASK_SOURCE
-from transformers import AutoTokenizer
 
 from internflow.benchmarks import Benchmark, BenchmarkItem, get_benchmark
 from internflow.diagnostics import load_samples
@@ -27,6 +26,7 @@ from internflow.evaluation.integrity import check_evaluator
 from internflow.evaluation.lighteval_models import InProcessTransformersModel, ServedOpenAIModel
 from internflow.evaluation.lighteval_tasks import dump_samples, run_lighteval
 from internflow.evaluation.server import EvalServerError, VLLMServer, load_adapter, load_weights, served_model_name
+from internflow.models import load_chat_tokenizer
 from internflow.schemas import EvalBackend, EvalResult, ServedModel
 
 logger = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def _answering_model(
     if backend == "transformers":
         yield InProcessTransformersModel(model_path, cache_dir)
         return
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    tokenizer = load_chat_tokenizer(model_path)  # a model without a chat template is refused, named
     served = campaign_server_for(server, model_path, run_name, adapter)
     if served is not None:
         yield ServedOpenAIModel(served, tokenizer, cache_dir)

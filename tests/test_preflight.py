@@ -16,3 +16,13 @@ def test_each_method_gets_only_data_it_can_train_on_and_never_contaminated_data(
     assert {"arithmetic-direct", "arithmetic-noisy"} <= set(by_method["sft"])  # noisy: bad rows dropped, rest kept
     assert "arithmetic-prompts" not in by_method["sft"] and "arithmetic-prompts" in by_method["grpo"]
     assert by_method["dpo"] == ("arithmetic-preference",)
+
+
+def test_grpo_is_never_offered_data_that_loses_its_answer_on_conversion() -> None:
+    names = tuple(entry.name for entry in validate_catalog("arithmetic"))
+
+    grpo = usable_datasets_by_method(names, "arithmetic")["grpo"]
+
+    # Worked conversations and preference pairs carry no reference answer for the exact_answer reward.
+    assert "arithmetic-worked" not in grpo and "arithmetic-preference" not in grpo
+    assert {"arithmetic-direct", "arithmetic-prompts"} <= set(grpo)

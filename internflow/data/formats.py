@@ -28,6 +28,7 @@ __all__ = [
     "ColumnMapping",
     "Example",
     "RowFormat",
+    "UnsupportedRowError",
     "detect_format",
     "to_example",
     "to_trl",
@@ -109,13 +110,67 @@ def detect_format(columns: Iterable[str]) -> RowFormat:
     )
 
 
-def _turns(value: Any, role: str, where: str, column: str) -> list[Message]:
+class UnsupportedRowError(CorruptDatasetError):
+    """A well-formed row this pipeline does not train on (images, tool calls): the dataset stage
+    quarantines it under `reason` instead of refusing the whole dataset."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# Parts of a message's content that are text (OpenAI's and Hugging Face's typed content lists).
+_TEXT_PARTS = {"text", "input_text", "output_text"}
+# Roles and keys of tool use: definitions, calls and results.
+_TOOL_ROLES = {"tool", "function", "ipython"}
+
+
+def _is_parts(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(p, Mapping) and "type" in p for p in value)
+
+
+def _content(value: Any, where: str, column: str) -> str:
+    """A message's content as text: a string; None (a tool-call turn's) as empty, never 'None'; a list
+    of typed parts as its text parts joined, as chat templates render them.  A non-text part
+    (image, audio, file) makes the row unsupported."""
+    if value is None:
+        return ""
     if isinstance(value, str):
-        return [{"role": role, "content": value}]
-    if isinstance(value, int | float):
-        return [{"role": role, "content": str(value)}]
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if _is_parts(value):
+        kinds = sorted({str(part["type"]) for part in value} - _TEXT_PARTS)
+        if kinds:
+            raise UnsupportedRowError(
+                "non_text_content", f"{where}: column {column!r} has {', '.join(kinds)} content: only text is trained"
+            )
+        return "".join(str(part.get("text") or "") for part in value)
+    raise CorruptDatasetError(f"{where}: column {column!r}: a message's content must be text or a list of text parts")
+
+
+def _message(message: Mapping[str, Any], where: str, column: str) -> Message:
+    role = str(message["role"])
+    if role in _TOOL_ROLES or message.get("tool_calls") or message.get("function_call"):
+        raise UnsupportedRowError(
+            "tool_calls",
+            f"{where}: column {column!r} has tool calls or tool results: tool use is not trained "
+            "(internflow's benchmarks judge text answers)",
+        )
+    return {"role": role, "content": _content(message.get("content"), where, column)}
+
+
+def refuse_tools(row: Mapping[str, Any], where: str) -> None:
+    """A row defining tools (TRL's `tools` column) is quarantined as `tool_calls`, never stripped silently."""
+    if row.get("tools"):
+        raise UnsupportedRowError("tool_calls", f"{where}: column 'tools' defines tools: tool use is not trained")
+
+
+def _turns(value: Any, role: str, where: str, column: str) -> list[Message]:
+    if value is None or isinstance(value, str | int | float) and not isinstance(value, bool) or _is_parts(value):
+        return [{"role": role, "content": _content(value, where, column)}]
     if isinstance(value, list) and all(isinstance(m, Mapping) and "role" in m for m in value):
-        return [{"role": str(m["role"]), "content": str(m.get("content", ""))} for m in value]
+        return [_message(m, where, column) for m in value]
     raise CorruptDatasetError(f"{where}: column {column!r} must be text or a list of messages")
 
 
@@ -127,7 +182,9 @@ def _split_conversation(value: Any, where: str, column: str) -> tuple[list[Messa
 
 
 def to_example(row: Mapping[str, Any], where: str, mapping: ColumnMapping | None = None) -> Example:
-    """Read one row (its layout detected from its columns, or given by `mapping`)."""
+    """Read one row (its layout detected from its columns, or given by `mapping`).  Raises
+    UnsupportedRowError (with a reason) for rows with tool use or non-text content."""
+    refuse_tools(row, where)
     if mapping is not None:
         missing = [c for c in mapping.model_dump().values() if c is not None and c not in row]
         if missing:
@@ -137,15 +194,16 @@ def to_example(row: Mapping[str, Any], where: str, mapping: ColumnMapping | None
         fmt = detect_format(row)
     except CorruptDatasetError as error:
         raise CorruptDatasetError(f"{where}: {error}") from None
-    answer = str(row["answer"]) if "answer" in row and fmt != "question_answer" else None
+    answer = str(row["answer"]) if row.get("answer") is not None and fmt != "question_answer" else None
     if fmt == "messages":
         prompt, completion = _split_conversation(row["messages"], where, "messages")
         return Example(prompt, completion, answer=answer)
     if fmt == "question_answer":
+        reply = _turns(row["answer"], "assistant", where, "answer")
         return Example(
             _turns(row["question"], "user", where, "question"),
-            _turns(row["answer"], "assistant", where, "answer"),
-            answer=str(row["answer"]),
+            reply,
+            answer="\n".join(m["content"] for m in reply) or None,
         )
     if fmt == "preference":
         if "prompt" in row:
