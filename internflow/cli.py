@@ -175,7 +175,9 @@ def evaluate(
         raise _fail(str(error)) from None
     console.print(
         f"{bench.name}: {result.accuracy:.1%} (n={result.n}, 95% CI {result.ci_low:.1%}–{result.ci_high:.1%}), "
-        f"unparseable {result.unparseable}; answers from {result.backend}; samples: {result.samples_path}",
+        f"unparseable {result.unparseable}"
+        + (f", over the model's context {result.over_length}" if result.over_length else "")
+        + f"; answers from {result.backend}; samples: {result.samples_path}",
         soft_wrap=True,
     )
 

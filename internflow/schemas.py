@@ -349,6 +349,7 @@ class EvalResult(_Frozen):
     ci_low: float
     ci_high: float
     unparseable: int = Field(description="Outputs from which no answer could be extracted.")
+    over_length: int = Field(0, description="Prompts longer than the model's context: not answered, scored wrong.")
     samples_path: str
     runtime_s: float
     backend: str = Field("", description="What generated the answers: vllm or transformers.")
