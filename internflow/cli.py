@@ -109,9 +109,32 @@ def run(
 
     from flows.campaign import campaign
 
-    report = campaign(config)
+    _one_line_failures_on_the_console()
+    try:
+        report = campaign(config)
+    except Exception as error:  # past preflight: report.json holds the failure; the Prefect run log the traceback
+        err.print(
+            f"[bold red]campaign failed:[/] {type(error).__name__}: {error} (report: {ws.report_json})", soft_wrap=True
+        )
+        raise typer.Exit(code=1) from None
     _print_leaderboard(report.model_dump(mode="json"))
     console.print(f"report: {ws.report_json}")
+
+
+def _one_line_failures_on_the_console() -> None:
+    """Prefect prints a failed run's traceback on the console; keep it to the one-line message there
+    (the run's log in the Prefect API and UI keeps the whole traceback)."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    def without_traceback(record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(without_traceback)
 
 
 @app.command("fetch-model")
@@ -240,7 +263,10 @@ def leaderboard(workspace: Workspace_ = "internflow-workspace") -> None:
     path = Path(workspace) / "report.json"
     if not path.is_file():
         raise _fail(f"workspace: no report.json in {Path(workspace).resolve()} (has a campaign run there?)")
-    _print_leaderboard(json.loads(path.read_text()))
+    report = json.loads(path.read_text())
+    if "baseline" not in report:  # a CampaignFailure: it failed before its baseline
+        raise _fail(f"{path}: the campaign failed before its baseline: {report.get('failure')}")
+    _print_leaderboard(report)
 
 
 @app.command()
@@ -351,7 +377,10 @@ def report(
     path = Path(workspace) / "report.json"
     if not path.is_file():
         raise _fail(f"workspace: no report.json in {Path(workspace).resolve()} (has a campaign run there?)")
-    markdown = campaign_report_markdown(CampaignReport.model_validate_json(path.read_text()))
+    raw = json.loads(path.read_text())
+    if "baseline" not in raw:  # a CampaignFailure: it failed before its baseline
+        raise _fail(f"{path}: the campaign failed before its baseline: {raw.get('failure')}")
+    markdown = campaign_report_markdown(CampaignReport.model_validate(raw))
     if output is None:
         print(markdown)
     else:

@@ -18,6 +18,7 @@ EvalBackend = Literal["vllm", "transformers"]
 
 __all__ = [
     "CampaignConfig",
+    "CampaignFailure",
     "CampaignReport",
     "DatasetCheck",
     "DatasetSource",
@@ -493,3 +494,14 @@ class CampaignReport(_Frozen):
     final_full: EvalResult | None = Field(
         None, description="The final model (the best, else the base) on the whole test split, when evals used a subset."
     )
+    failure: str | None = Field(None, description="The error that ended the campaign early, when one did.")
+
+
+class CampaignFailure(_Frozen):
+    """report.json of a campaign that failed after preflight but before its baseline was scored."""
+
+    config: CampaignConfig
+    failure: str = Field(description="The error that ended the campaign: its type and message.")
+    stop_reason: str
+    elapsed_s: float
+    flow_run_id: str | None = None
