@@ -19,6 +19,7 @@ INTERNFLOW = str(Path(sys.executable).parent / "internflow")
 
 
 def _spec(tmp_path: Path, rows: list[object], **fields: object) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     spec = {"name": "mine", "data": "rows.jsonl", "prompt_template": "{q}", "answer_field": "a"} | fields
     path = tmp_path / "mine.yaml"
@@ -140,3 +141,86 @@ def test_a_bad_template_is_exit_2_with_one_line_not_a_traceback(tmp_path: Path) 
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and f"{path}: prompt_template:" in " ".join(done.stderr.split())
+
+
+class _FakeOpenAIServer:
+    """A loopback stand-in for an OpenAI-compatible server (the outside world here): /v1/models, and
+    /v1/completions answering each token-id prompt with the reply whose key the prompt contains."""
+
+    def __init__(self, tokenizer: object, replies: dict[str, str]) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                self._send({"object": "list", "data": [{"id": "fake", "object": "model", "max_model_len": 512}]})
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                choices = []
+                for index, prompt in enumerate(body["prompt"]):
+                    text = tokenizer.decode(prompt)  # type: ignore[attr-defined]
+                    reply = next(answer for key, answer in fake.replies.items() if key in text)
+                    ids = tokenizer(reply, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]  # type: ignore[operator,attr-defined]
+                    choices.append({"index": index, "text": reply, "token_ids": ids, "finish_reason": "stop"})
+                self._send({"id": "c", "object": "text_completion", "created": 0, "model": "fake", "choices": choices})
+
+            def _send(self, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.replies = replies
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_internflow_evaluate_scores_every_answer_form_right(tiny_model: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    colours = ["red", "green", "blue", "white", "black"]
+    numbers = [  # (question, reference as the dataset writes it, what the model answers)
+        ("How many tickets?", "4,000", "They sold 4,000."),
+        ("How many books?", "1,234", "The answer is 1,234."),
+        ("What price?", "$1,250.50", "It costs $1,250.50."),
+        ("What change?", "\u22125", "The change is \u22125."),
+        ("How many apples?", "3 + 69 = 72\n#### 72", "3 + 69 = 72\n#### 72"),
+        ("How much?", "$5.00", "$5.00"),
+        ("What total?", 12, "so \\boxed{12}"),
+        ("How many in all?", "72", "72, in total"),
+    ]
+    choices = [("Grass?", 1, "The answer is **B**"), ("Sky?", "C", "**C) blue**"), ("Night?", 4, "**E**")]
+    specs = {
+        "numbers": _spec(tmp_path / "numbers", [{"q": q, "a": a} for q, a, _ in numbers], **NUMERIC),
+        "choices": _spec(
+            tmp_path / "choices", [{"q": q, "o": colours, "a": a} for q, a, _ in choices],
+            choices_field="o", extraction="choice", metric="choice",
+        ),
+    }  # fmt: skip
+    replies = {q: reply for q, _, reply in numbers + choices}
+    with _FakeOpenAIServer(AutoTokenizer.from_pretrained(tiny_model), replies) as endpoint:
+        for name, spec in specs.items():
+            done = subprocess.run(
+                [INTERNFLOW, "evaluate", "--model", str(tiny_model), "--benchmark", str(spec),
+                 "--eval-endpoint", endpoint, "-w", str(tmp_path / name / "ws")],
+                capture_output=True, text=True, timeout=300, env=os.environ | {"INTERNFLOW_OFFLINE": "1"}, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr[-3000:]
+            n = len(numbers) if name == "numbers" else len(choices)
+            assert f"mine: 100.0% (n={n}," in done.stdout, done.stdout
