@@ -8,6 +8,7 @@ quarantined with its reason in a JSONL next to the training file, and counted in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -41,7 +42,7 @@ from internflow.workspace import Workspace
 __all__ = ["mix_shares", "prepare_dataset", "screen_datasets", "to_prompt_completion"]
 
 Message = dict[str, str]
-TokenBudget = tuple[Any, int]  # (the model's tokenizer, max_length in tokens)
+TokenBudget = tuple[str, int]  # (the model whose tokenizer measures rows, max_length in tokens)
 DEFAULT_REWARDS = IterationParams.model_fields["reward_funcs"].default
 
 
@@ -81,14 +82,19 @@ def _reference_check(method: str, reward_funcs: tuple[str, ...], benchmark: str)
     return check
 
 
+@functools.lru_cache(maxsize=4)
+def _chat_tokenizer(model: str) -> Any:
+    return load_chat_tokenizer(model)
+
+
 def _over_length(
     kept: list[tuple[str, Example, dict]], method: str, tokens: TokenBudget | None
 ) -> tuple[list[tuple[str, Example, dict]], list[Quarantined]]:
     """Rows over the recipe's max_length in the model's tokens, quarantined as `too_long`."""
     if tokens is None or not kept:
         return kept, []
-    tokenizer, max_length = tokens
-    lengths = token_lengths([example for _, example, _ in kept], tokenizer, method)
+    model, max_length = tokens
+    lengths = token_lengths([example for _, example, _ in kept], _chat_tokenizer(model), method)
     fits = [row for row, length in zip(kept, lengths, strict=True) if length <= max_length]
     over = [
         Quarantined(where, "too_long", raw, f"{length} tokens > max_length {max_length}")
@@ -194,7 +200,7 @@ def prepare_dataset(
     if weights and len(weights) != len(datasets):
         raise ValueError(f"dataset_weights: {len(weights)} weights for {len(datasets)} datasets")
     gate = _eval_index(benchmark, decontamination or DecontaminationConfig())
-    tokens = (load_chat_tokenizer(model), max_length) if model and max_length else None
+    tokens = (model, max_length) if model and max_length else None
     checked = [
         _check_dataset(name, method, gate, quality or QualityConfig(), benchmark, reward_funcs, tokens)
         for name in datasets
