@@ -4,6 +4,8 @@ iterations until the budget is spent.  Ends with the best model and a stated sto
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import flow, tags
@@ -16,7 +18,7 @@ from flows.iteration import research_iteration
 from internflow.benchmarks import get_benchmark
 from internflow.evaluation.integrity import pin_evaluator
 from internflow.ledger import CampaignLedger
-from internflow.preflight import preflight
+from internflow.preflight import Preflight, preflight
 from internflow.schemas import CampaignConfig, CampaignReport, IterationParams, LiteratureRequest
 from internflow.workspace import Workspace
 from tasks.discover import discover_data
@@ -24,7 +26,7 @@ from tasks.evaluate import eval_server, evaluate_model
 from tasks.literature import survey_literature
 from tasks.plan import close_planner_log, plan_next_iteration
 from tasks.publish import publish_campaign
-from tasks.report import publish_report
+from tasks.report import publish_failure, publish_report
 
 __all__ = ["campaign"]
 
@@ -33,6 +35,23 @@ __all__ = ["campaign"]
 def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # noqa: B008 (Prefect form default)
     workspace = Workspace.open(config.workspace)
     checked = preflight(config)  # refuse bad input (and a target with no usable data) before spending anything
+    started, progress = time.monotonic(), _Progress()
+    try:
+        return _run(config, workspace, checked, progress)
+    except Exception as error:
+        # Past preflight a failure still leaves report.json: the record so far and what ended it.
+        so_far = progress.ledger.report("failed", str(flow_run.id)) if progress.ledger else None
+        elapsed = time.monotonic() - started
+        publish_failure(error, workspace.report_json, config, elapsed, so_far, str(flow_run.id))
+        raise
+
+
+@dataclass
+class _Progress:
+    ledger: CampaignLedger | None = None
+
+
+def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progress: _Progress) -> CampaignReport:
     benchmark = get_benchmark(config.benchmark)
     storage = workspace.results_dir  # persisted results and cache records live in the workspace
     literature = survey_literature(
@@ -59,6 +78,7 @@ def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # no
         ledger = CampaignLedger(
             config, str(workspace.root), checked.base_model, checked.base_fingerprint, baseline, served, evaluator, data
         )
+        progress.ledger = ledger
 
         def out_of_budget(next_params: IterationParams | None = None) -> str | None:
             estimate = estimate_iteration_seconds(next_params, ledger.history) if next_params else None

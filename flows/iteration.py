@@ -24,19 +24,23 @@ from tasks.literature import survey_literature
 from tasks.publish import publish_learning_curve
 from tasks.train import build_train_request, train_model
 
-__all__ = ["research_iteration", "train_request"]
+__all__ = ["research_iteration", "starting_model", "train_request"]
+
+
+def starting_model(params: IterationParams, context: IterationContext) -> tuple[str, str]:
+    """(model path, fingerprint) training starts from: the base model, or the best iteration's."""
+    if params.init_from == "best":
+        if context.best_model is None or context.best_run is None:
+            raise ValueError("init_from: 'best' needs an earlier iteration that beat the baseline; there is none yet")
+        return context.best_model, context.best_run
+    return context.base_model, context.base_fingerprint
 
 
 def train_request(
     params: IterationParams, data: PreparedDataset, context: IterationContext, workspace: Workspace
 ) -> TrainRequest:
     """The train stage's request: from the base model, or from the best iteration's model."""
-    if params.init_from == "best":
-        if context.best_model is None or context.best_run is None:
-            raise ValueError("init_from: 'best' needs an earlier iteration that beat the baseline; there is none yet")
-        init_model, init_fingerprint = context.best_model, context.best_run
-    else:
-        init_model, init_fingerprint = context.base_model, context.base_fingerprint
+    init_model, init_fingerprint = starting_model(params, context)
     return build_train_request(
         init_model, init_fingerprint, data, params, workspace, context.benchmark, backend=context.backend
     )
@@ -61,6 +65,9 @@ def research_iteration(params: IterationParams, context: IterationContext, ratio
         weights=params.dataset_weights,
         sources=context.data_sources,
         row_budget=context.data_row_budget,
+        reward_funcs=params.reward_funcs,
+        model=starting_model(params, context)[0],  # rows measured in its tokens against max_length
+        max_length=params.max_length,
     )
     request = train_request(params, data, context, workspace)
     trained = train_model(request)

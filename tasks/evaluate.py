@@ -19,7 +19,6 @@ from lighteval.models.abstract_model import LightevalModel
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import INPUTS, TASK_SOURCE
-from transformers import AutoTokenizer
 
 from internflow.benchmarks import Benchmark, BenchmarkItem, get_benchmark
 from internflow.diagnostics import load_samples
@@ -27,6 +26,7 @@ from internflow.evaluation.integrity import check_evaluator
 from internflow.evaluation.lighteval_models import InProcessTransformersModel, ServedOpenAIModel
 from internflow.evaluation.lighteval_tasks import dump_samples, run_lighteval
 from internflow.evaluation.server import EvalServerError, VLLMServer, load_adapter, load_weights, served_model_name
+from internflow.models import load_chat_tokenizer
 from internflow.schemas import EvalBackend, EvalResult, ServedModel
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,8 @@ def on_first_items(result: EvalResult, n: int) -> EvalResult:
 
 
 def _scores(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Accuracy with n, its 95 % Wilson interval and the unparseable count, from per-sample rows."""
+    """Accuracy with n, its 95 % Wilson interval, the unparseable and over-length counts, from
+    per-sample rows.  An over-length item counts in n, as wrong, and not as unparseable."""
     n_correct = sum(1 for s in samples if s["correct"])
     low, high = wilson_interval(n_correct, len(samples))
     return {
@@ -83,7 +84,8 @@ def _scores(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "n_correct": n_correct,
         "ci_low": low,
         "ci_high": high,
-        "unparseable": sum(s["extracted"] is None for s in samples),
+        "unparseable": sum(s["extracted"] is None and not s.get("over_length") for s in samples),
+        "over_length": sum(bool(s.get("over_length")) for s in samples),
     }
 
 
@@ -126,7 +128,7 @@ def _answering_model(
     if backend == "transformers":
         yield InProcessTransformersModel(model_path, cache_dir)
         return
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    tokenizer = load_chat_tokenizer(model_path)  # a model without a chat template is refused, named
     served = campaign_server_for(server, model_path, run_name, adapter)
     if served is not None:
         yield ServedOpenAIModel(served, tokenizer, cache_dir)
@@ -223,6 +225,7 @@ def _publish(result: EvalResult, samples: list[dict]) -> None:
         markdown=(
             f"## {result.label}: {result.accuracy:.1%} on {result.benchmark}\n\n"
             f"n = {result.n}, 95 % CI [{result.ci_low:.1%}, {result.ci_high:.1%}], unparseable: {result.unparseable}; "
+            f"over the model's context (not answered): {result.over_length}; "
             f"answers from {result.backend or 'unknown'}; "
             f"samples: `{result.samples_path}`\n\n| prompt | output | extracted | expected | |\n|---|---|---|---|---|\n"
             + "\n".join(rows)

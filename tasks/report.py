@@ -11,9 +11,9 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from internflow.schemas import CampaignReport
+from internflow.schemas import CampaignConfig, CampaignFailure, CampaignReport
 
-__all__ = ["leaderboard_rows", "publish_report"]
+__all__ = ["leaderboard_rows", "publish_failure", "publish_report"]
 
 
 def leaderboard_rows(report: CampaignReport) -> list[dict[str, object]]:
@@ -97,3 +97,29 @@ def publish_report(report: CampaignReport, path: Path) -> Path:
         ),
     )
     return path
+
+
+def publish_failure(
+    error: BaseException,
+    path: Path,
+    config: CampaignConfig,
+    elapsed_s: float,
+    report: CampaignReport | None = None,
+    flow_run_id: str | None = None,
+) -> str:
+    """report.json for a campaign that failed after preflight: its report so far (baseline and
+    iterations kept) with the failure as its stop reason, or, before a baseline, the config and
+    the failure.  Returns the failure as one line."""
+    failure = f"{type(error).__name__}: {' '.join(str(error).split())}"
+    reason = f"failed: {failure}"
+    final: CampaignReport | CampaignFailure
+    if report is not None:
+        final = report.model_copy(update={"stop_reason": reason, "failure": failure})
+    else:
+        final = CampaignFailure(
+            config=config, failure=failure, stop_reason=reason, elapsed_s=elapsed_s, flow_run_id=flow_run_id
+        )
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(final.model_dump_json(indent=2))
+    tmp.replace(path)
+    return failure

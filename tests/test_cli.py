@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -106,3 +107,34 @@ def test_discover_lists_the_vetted_training_data_of_a_target(tmp_path: Path) -> 
     out = " ".join(result.stdout.split())
     assert "arithmetic-direct" in out and "offered" in out and "arithmetic-contaminated" in out
     assert "Hub not searched" in out and "the recipe starts from ['arithmetic-direct']" in out
+
+
+def test_run_refuses_a_base_model_without_chat_template_naming_it_and_the_fix(tiny_model: Path, tmp_path: Path) -> None:
+    from tests.tiny_model import as_base_model
+
+    base = as_base_model(tiny_model, tmp_path / "base-model")
+    result = _run("run", "--model", str(base), "--workspace", str(tmp_path / "ws"), env={"INTERNFLOW_OFFLINE": "1"})
+    assert result.returncode == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert f"model: {base} has no chat template" in message and "tokenizer.chat_template" in message
+    assert "Traceback" not in result.stderr and not (tmp_path / "ws" / "report.json").exists()
+
+
+def test_a_campaign_failing_after_preflight_writes_report_json_and_exits_1_with_one_line(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "ws"
+    result = _run(
+        "run", "--model", str(tiny_model), "--workspace", str(workspace), "--planner", "search",
+        "--max-iterations", "1", "--eval-endpoint", "http://127.0.0.1:9/v1", env={"INTERNFLOW_OFFLINE": "1"},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "campaign failed: EvalServerError: eval_endpoint: http://127.0.0.1:9/v1/models" in " ".join(
+        result.stderr.split()
+    )
+    report = json.loads((workspace / "report.json").read_text())
+    assert report["failure"].startswith("EvalServerError: eval_endpoint:")
+    assert report["stop_reason"] == f"failed: {report['failure']}"
+    shown = _run("leaderboard", "--workspace", str(workspace))
+    assert shown.returncode == 2 and "the campaign failed before its baseline: EvalServerError" in shown.stderr

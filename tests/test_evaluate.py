@@ -73,3 +73,51 @@ def test_re_scoring_without_the_samples_file_names_it(tmp_path: Path) -> None:
     )  # fmt: skip
     with pytest.raises(FileNotFoundError, match=r"samples_path: .*gone.jsonl is missing"):
         on_first_items(result, 4)
+
+
+def over_length_spec(folder: Path) -> Path:
+    """A task spec of three short sums and, second, one prompt far over the tiny model's 512 positions."""
+    long_prompt = "Read this first. " + " ".join(f"Note {n}: add the numbers below." for n in range(300))
+    rows = [
+        {"q": "1 + 1 =", "a": 2},
+        {"q": long_prompt + " 2 + 2 =", "a": 4},
+        {"q": "3 + 3 =", "a": 6},
+        {"q": "4 + 4 =", "a": 8},
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sums.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    spec = folder / "sums.yaml"
+    spec.write_text(
+        "name: sums\ndata: sums.jsonl\nprompt_template: '{q}'\nanswer_field: a\n"
+        "extraction: number\nmetric: numeric\nmax_new_tokens: 8\n"
+    )
+    return spec
+
+
+def check_over_length(result: EvalResult, tiny_model: Path) -> list[dict]:
+    """The long item is marked, counted and unanswered; the others are answered and scored."""
+    from transformers import AutoTokenizer
+
+    from internflow.evaluation.lighteval_models import chat_prompt_ids
+
+    rows = [json.loads(line) for line in Path(result.samples_path).read_text().splitlines()]
+    long_row = next(row for row in rows if len(row["prompt"]) > 1000)
+    (long_ids,) = chat_prompt_ids(AutoTokenizer.from_pretrained(tiny_model), [long_row["prompt"]])
+    assert len(long_ids) > 512, "the long prompt must exceed the tiny model's context"
+    assert long_row["over_length"] is True and long_row["output"] == "" and long_row["correct"] is False
+    assert [row["over_length"] for row in rows].count(True) == 1 and result.over_length == 1
+    assert result.n == 4 and result.unparseable == sum(r["extracted"] is None for r in rows if not r["over_length"])
+    assert all(row["output"] for row in rows if not row["over_length"])  # the others were answered
+    return rows
+
+
+def test_a_prompt_longer_than_the_context_is_marked_over_length_and_the_rest_scored(
+    prefect_harness, tiny_model: Path, tmp_path: Path
+) -> None:
+    spec = over_length_spec(tmp_path / "spec")
+
+    @flow
+    def evaluate() -> EvalResult:
+        return evaluate_model(str(tiny_model), "tiny", str(spec), None, 0, "long", tmp_path, backend="transformers")
+
+    check_over_length(evaluate(), tiny_model)

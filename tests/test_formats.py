@@ -7,6 +7,7 @@ import pytest
 from internflow.catalog import CorruptDatasetError
 from internflow.data.formats import (
     ColumnMapping,
+    UnsupportedRowError,
     detect_format,
     final_answer,
     infer_mapping,
@@ -152,3 +153,51 @@ def test_the_reference_is_the_final_answer_a_worked_solution_marks(solution: str
     assert final_answer(solution) == reference
     if reference is not None:
         assert to_example({"question": "q", "solution": solution}, "x:1").answer == reference
+
+
+def test_message_content_as_typed_parts_becomes_its_text_not_a_python_repr() -> None:
+    parts = [{"type": "text", "text": "1 + 1 "}, {"type": "text", "text": "="}]
+    row = {
+        "messages": [
+            {"role": "user", "content": parts},
+            {"role": "assistant", "content": [{"type": "text", "text": "2"}]},
+        ]
+    }
+    example = to_example(row, "x:1")
+    assert to_trl(example, "sft", "x:1") == {"prompt": [USER], "completion": [RIGHT]}
+    assert to_example({"prompt": parts, "completion": "2"}, "x:2").prompt == [USER]  # a column of parts alone
+
+
+def test_a_non_text_content_part_makes_the_row_unsupported_with_its_reason() -> None:
+    image = [{"type": "image_url", "image_url": {"url": "https://x/cat.png"}}, {"type": "text", "text": "What is it?"}]
+    with pytest.raises(UnsupportedRowError, match="x:3: column 'messages' has image_url content") as caught:
+        to_example({"messages": [{"role": "user", "content": image}, RIGHT]}, "x:3")
+    assert caught.value.reason == "non_text_content"
+
+
+TOOL_CALL = {
+    "role": "assistant",
+    "content": None,
+    "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": {"a": 1, "b": 1}}}],
+}
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"messages": [USER, TOOL_CALL, {"role": "tool", "content": "2"}, RIGHT]},
+        {"messages": [USER, RIGHT], "tools": [{"type": "function", "function": {"name": "add"}}]},
+        {"prompt": [USER, TOOL_CALL], "completion": [RIGHT]},
+    ],
+    ids=["tool-call-and-result", "tools-column", "call-in-prompt"],
+)
+def test_tool_call_rows_are_unsupported_with_a_reason_never_none_text(row: dict) -> None:
+    with pytest.raises(UnsupportedRowError, match="x:8: column '(messages|tools|prompt)'") as caught:
+        to_example(row, "x:8")
+    assert caught.value.reason == "tool_calls"
+
+
+def test_null_content_is_empty_text_not_none() -> None:
+    example = to_example({"messages": [{"role": "system", "content": None}, USER, RIGHT]}, "x:1")
+    assert example.prompt[0] == {"role": "system", "content": ""}
+    assert to_example({"prompt": "1 + 1 =", "answer": None}, "x:2").answer is None

@@ -28,3 +28,15 @@ def test_each_method_gets_only_data_it_can_train_on_and_never_contaminated_data(
     assert by_method["dpo"] == ("arithmetic-preference",)
     assert plan.default_datasets == ("arithmetic-direct",)
     assert plan.discovery.status == "offline" and "Hub not searched" in plan.discovery.notes[0]
+
+
+def test_grpo_is_never_offered_data_without_a_reference_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")
+    paths = DataPaths(tmp_path / "hub", tmp_path / "hf")
+
+    grpo = select_training_data(get_benchmark("arithmetic"), CampaignConfig(), paths, tmp_path, "sft").by_method["grpo"]
+
+    # Preference pairs carry no reference answer for the exact_answer reward (a chosen answer is
+    # not a verified one); worked conversations state theirs, which the target's extractor reads.
+    assert "arithmetic-preference" not in grpo
+    assert {"arithmetic-direct", "arithmetic-prompts", "arithmetic-worked"} <= set(grpo)

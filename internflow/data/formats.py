@@ -33,6 +33,7 @@ __all__ = [
     "ColumnMapping",
     "Example",
     "RowFormat",
+    "UnsupportedRowError",
     "detect_format",
     "final_answer",
     "infer_mapping",
@@ -177,13 +178,67 @@ def _sharegpt(value: Any) -> Any:
     return [{"role": _SHAREGPT_ROLES.get(str(t["from"]).lower(), str(t["from"])), "content": t["value"]} for t in value]
 
 
-def _turns(value: Any, role: str, where: str, column: str) -> list[Message]:
+class UnsupportedRowError(CorruptDatasetError):
+    """A well-formed row this pipeline does not train on (images, tool calls): the dataset stage
+    quarantines it under `reason` instead of refusing the whole dataset."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# Parts of a message's content that are text (OpenAI's and Hugging Face's typed content lists).
+_TEXT_PARTS = {"text", "input_text", "output_text"}
+# Roles and keys of tool use: definitions, calls and results.
+_TOOL_ROLES = {"tool", "function", "ipython"}
+
+
+def _is_parts(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(p, Mapping) and "type" in p for p in value)
+
+
+def _content(value: Any, where: str, column: str) -> str:
+    """A message's content as text: a string; None (a tool-call turn's) as empty, never 'None'; a list
+    of typed parts as its text parts joined, as chat templates render them.  A non-text part
+    (image, audio, file) makes the row unsupported."""
+    if value is None:
+        return ""
     if isinstance(value, str):
-        return [{"role": role, "content": value}]
-    if isinstance(value, int | float):
-        return [{"role": role, "content": str(value)}]
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if _is_parts(value):
+        kinds = sorted({str(part["type"]) for part in value} - _TEXT_PARTS)
+        if kinds:
+            raise UnsupportedRowError(
+                "non_text_content", f"{where}: column {column!r} has {', '.join(kinds)} content: only text is trained"
+            )
+        return "".join(str(part.get("text") or "") for part in value)
+    raise CorruptDatasetError(f"{where}: column {column!r}: a message's content must be text or a list of text parts")
+
+
+def _message(message: Mapping[str, Any], where: str, column: str) -> Message:
+    role = str(message["role"])
+    if role in _TOOL_ROLES or message.get("tool_calls") or message.get("function_call"):
+        raise UnsupportedRowError(
+            "tool_calls",
+            f"{where}: column {column!r} has tool calls or tool results: tool use is not trained "
+            "(internflow's benchmarks judge text answers)",
+        )
+    return {"role": role, "content": _content(message.get("content"), where, column)}
+
+
+def refuse_tools(row: Mapping[str, Any], where: str) -> None:
+    """A row defining tools (TRL's `tools` column) is quarantined as `tool_calls`, never stripped silently."""
+    if row.get("tools"):
+        raise UnsupportedRowError("tool_calls", f"{where}: column 'tools' defines tools: tool use is not trained")
+
+
+def _turns(value: Any, role: str, where: str, column: str) -> list[Message]:
+    if value is None or isinstance(value, str | int | float) and not isinstance(value, bool) or _is_parts(value):
+        return [{"role": role, "content": _content(value, where, column)}]
     if isinstance(value, list) and all(isinstance(m, Mapping) and "role" in m for m in value):
-        return [{"role": str(m["role"]), "content": str(m.get("content", ""))} for m in value]
+        return [_message(m, where, column) for m in value]
     raise CorruptDatasetError(f"{where}: column {column!r} must be text or a list of messages")
 
 
@@ -196,17 +251,23 @@ def _split_conversation(value: Any, where: str, column: str) -> tuple[list[Messa
 
 def to_example(row: Mapping[str, Any], where: str, mapping: ColumnMapping | None = None) -> Example:
     """Read one row through `mapping` (inferred from the row's own columns when not given).
-    `CorruptDatasetError` naming `where` when the row does not fit."""
+    `CorruptDatasetError` naming `where` when the row does not fit; `UnsupportedRowError` (with a
+    reason) for rows with tool use or non-text content."""
+    refuse_tools(row, where)
     if mapping is None:
         try:
             mapping = infer_mapping(row, [row])
         except CorruptDatasetError as error:
             raise CorruptDatasetError(f"{where}: {error}") from None
     roles = mapping.model_dump(exclude_none=True)
-    missing = [column for column in roles.values() if column not in row]
+    # A row may lack its reference answer (rewards and answer checks then say so per row); every
+    # other mapped column must be there.
+    missing = [column for role, column in roles.items() if column not in row and column != mapping.answer]
     if missing:
         raise CorruptDatasetError(f"{where}: column mapping names {missing}, absent from {sorted(row)}")
-    answer = None if mapping.answer is None else _reference(row[mapping.answer])
+    if mapping.answer is not None and mapping.answer not in row:
+        row = {**row, mapping.answer: None}
+    answer = None if mapping.answer is None or row[mapping.answer] is None else _reference(row[mapping.answer])
     fmt = mapping.format()
     if mapping.messages:
         prompt, completion = _split_conversation(_sharegpt(row[mapping.messages]), where, mapping.messages)
@@ -225,7 +286,7 @@ def to_example(row: Mapping[str, Any], where: str, mapping: ColumnMapping | None
     prompt = _turns(_sharegpt(row[mapping.prompt]), "user", where, mapping.prompt)
     if mapping.input and str(row[mapping.input] or "").strip():  # Alpaca: the input follows the instruction
         prompt[-1] = {**prompt[-1], "content": f"{prompt[-1]['content']}\n\n{row[mapping.input]}"}
-    if mapping.completion is None:
+    if mapping.completion is None or row[mapping.completion] is None:  # nothing to imitate in this row
         return Example(prompt, answer=answer)
     completion = _turns(_sharegpt(row[mapping.completion]), "assistant", where, mapping.completion)
     return Example(prompt, completion, answer=answer or final_answer(_text_of(completion)))

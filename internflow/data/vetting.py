@@ -10,10 +10,12 @@ the planner may be offered); `prepare_training_data` writes one iteration's trai
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,21 @@ from internflow.benchmarks import Benchmark
 from internflow.catalog import CorruptDatasetError, get_entry, read_rows
 from internflow.data.decontamination import ContaminationReport, DecontaminationConfig, EvalIndex
 from internflow.data.discovery import LocalCatalog
-from internflow.data.formats import METHOD_FORMATS, Example, infer_mapping, to_example, to_trl, usable_for
+from internflow.data.formats import (
+    METHOD_FORMATS,
+    Example,
+    UnsupportedRowError,
+    infer_mapping,
+    to_example,
+    to_trl,
+    usable_for,
+)
 from internflow.data.hub import load_hub_rows
+from internflow.data.length import token_lengths
 from internflow.data.quality import QualityConfig, Quarantined, answer_check_for, check_rows
-from internflow.schemas import DatasetCheck, DatasetSource, DataSource, PreparedDataset
+from internflow.models import load_chat_tokenizer
+from internflow.schemas import DatasetCheck, DatasetSource, DataSource, IterationParams, PreparedDataset
+from internflow.training.data_check import needed_columns
 
 __all__ = [
     "DataPaths",
@@ -37,6 +50,10 @@ __all__ = [
     "screen_sources",
     "source_rows",
 ]
+
+
+TokenBudget = tuple[str, int]  # (the model whose tokenizer measures rows, max_length in tokens)
+DEFAULT_REWARDS: tuple[str, ...] = IterationParams.model_fields["reward_funcs"].default
 
 
 @dataclass(frozen=True)
@@ -99,10 +116,49 @@ def source_rows(source: DataSource, benchmark: Benchmark, paths: DataPaths) -> t
 
 def _with_reference(example: Example, benchmark: Benchmark) -> Example:
     """A row without an explicit reference answer gets the one the target's extractor reads from
-    its completion ('… The answer is 124.' → '124'), so rewards judge it the way the eval does."""
-    if example.answer is not None or example.completion is None:
+    its completion ('… The answer is 124.' → '124'), so rewards judge it the way the eval does.
+    Not for preference pairs: a chosen answer is preferred, not verified."""
+    if example.answer is not None or example.completion is None or example.rejected is not None:
         return example
     return dataclasses.replace(example, answer=benchmark.extract(example.completion_text))
+
+
+def _reference_check(
+    method: str, reward_funcs: tuple[str, ...], benchmark: Benchmark
+) -> Callable[[Example], str | None]:
+    """GRPO whose rewards take an `answer`: a row without one ('no_answer') or with one the benchmark
+    cannot read ('unreadable_answer') would train with reward 0 whatever the model writes."""
+    if method != "grpo" or "answer" not in needed_columns(method, reward_funcs, benchmark.ref):
+        return lambda example: None
+
+    def check(example: Example) -> str | None:
+        if example.answer is None:
+            return "no_answer"
+        return "unreadable_answer" if benchmark.reference(example.answer) is None else None
+
+    return check
+
+
+@functools.lru_cache(maxsize=4)
+def _chat_tokenizer(model: str) -> Any:
+    return load_chat_tokenizer(model)
+
+
+def _over_length(
+    kept: list[tuple[str, Example, dict[str, Any]]], method: str, tokens: TokenBudget | None
+) -> tuple[list[tuple[str, Example, dict[str, Any]]], list[Quarantined]]:
+    """Rows over the recipe's max_length in the model's tokens, quarantined as `too_long`."""
+    if tokens is None or not kept:
+        return kept, []
+    model, max_length = tokens
+    lengths = token_lengths([example for _, example, _ in kept], _chat_tokenizer(model), method)
+    fits = [row for row, length in zip(kept, lengths, strict=True) if length <= max_length]
+    over = [
+        Quarantined(where, "too_long", raw, f"{length} tokens > max_length {max_length}")
+        for (where, _, raw), length in zip(kept, lengths, strict=True)
+        if length > max_length
+    ]
+    return fits, over
 
 
 def _check(
@@ -114,6 +170,8 @@ def _check(
     gate: EvalIndex,
     quality: QualityConfig,
     benchmark: Benchmark,
+    reward_funcs: tuple[str, ...] = DEFAULT_REWARDS,
+    tokens: TokenBudget | None = None,
 ) -> SourceCheck:
     record = DatasetSource(name=source.id, path=path, rows_used=0, sha256=sha256)
     where = [f"{path}:{n}" for n in range(1, len(rows) + 1)]
@@ -137,8 +195,10 @@ def _check(
     for w, row in zip(where, rows, strict=True):
         try:
             examples.append((w, _with_reference(to_example(row, w, mapping), benchmark), row))
+        except UnsupportedRowError as error:  # tool use, images: quarantined with the reason, never mangled
+            unmappable.append(Quarantined(w, error.reason, row, str(error)))
         except CorruptDatasetError as error:  # a row that does not fit its dataset's layout
-            unmappable.append(Quarantined(w, "unmappable", {"row": row, "error": str(error)}))
+            unmappable.append(Quarantined(w, "unmappable", row, str(error)))
     contaminated = {id(ex) for _, ex, _ in examples if gate.is_contaminated(ex.prompt_text)}
     report = ContaminationReport.judge(
         source.id, len(examples), [ex.prompt_text for _, ex, _ in examples if id(ex) in contaminated], gate.config
@@ -147,9 +207,19 @@ def _check(
     if report.blocked:
         quarantined = [Quarantined(w, "dataset_contaminated", row) for w, _, row in examples]
     else:
-        skip = lambda ex: "test_overlap" if id(ex) in contaminated else None  # noqa: E731
+        reference = _reference_check(method, reward_funcs, benchmark)
+
+        def skip(ex: Example) -> str | None:
+            if id(ex) in contaminated:
+                return "test_overlap"
+            if method == "sft" and ex.completion is None:
+                return "no_completion"  # a row of an answered layout that lacks its answer
+            return reference(ex)
+
         result = check_rows(examples, quality, answer_check_for(benchmark.name), skip=skip)
-        kept, quarantined = [ex for _, ex in result.kept], result.quarantined
+        raw_of = {id(ex): raw for _, ex, raw in examples}
+        fits, too_long = _over_length([(w, ex, raw_of[id(ex)]) for w, ex in result.kept], method, tokens)
+        kept, quarantined = [ex for _, ex, _ in fits], result.quarantined + too_long
     quarantined = unmappable + quarantined
     check = DatasetCheck(
         name=source.id,
@@ -173,15 +243,19 @@ def screen_sources(
     methods: tuple[str, ...],
     quality: QualityConfig | None = None,
     decontamination: DecontaminationConfig | None = None,
+    reward_funcs: tuple[str, ...] = DEFAULT_REWARDS,
 ) -> dict[str, dict[str, DatasetCheck]]:
     """source id → method → the gate's and quality checks' verdict, reading each source once and
-    writing nothing but the Hub rows cache."""
+    writing nothing but the Hub rows cache.  For GRPO (with rewards that judge an answer) a source
+    whose rows carry no readable reference answer keeps no rows."""
     gate = eval_index(benchmark, decontamination)
     verdicts: dict[str, dict[str, DatasetCheck]] = {}
     for source in sources:
         rows, path, sha256 = source_rows(source, benchmark, paths)
         verdicts[source.id] = {
-            method: _check(source, rows, path, sha256, method, gate, quality or QualityConfig(), benchmark).check
+            method: _check(
+                source, rows, path, sha256, method, gate, quality or QualityConfig(), benchmark, reward_funcs
+            ).check
             for method in methods
         }
     return verdicts
@@ -207,19 +281,26 @@ def prepare_training_data(
     weights: tuple[float, ...] = (),
     quality: QualityConfig | None = None,
     decontamination: DecontaminationConfig | None = None,
+    reward_funcs: tuple[str, ...] = DEFAULT_REWARDS,
+    model: str | None = None,
+    max_length: int | None = None,
 ) -> PreparedDataset:
     """Vet every source, mix the kept rows by weight (a blocked source's share goes to the others,
     so the gate never shrinks the training set), convert them to the method's TRL format and
-    write `train-<fingerprint>.jsonl` and the quarantined rows with their reasons to `data_dir`."""
+    write `train-<fingerprint>.jsonl` and the quarantined rows with their reasons to `data_dir`.
+    `model` and `max_length`: every row is measured in that model's tokens with its chat template
+    and quarantined as `too_long` over `max_length` (what the trainer would drop or truncate)."""
     if method not in METHOD_FORMATS:
         raise ValueError(f"method: unknown method {method!r}; known: {', '.join(METHOD_FORMATS)}")
     if weights and len(weights) != len(sources):
         raise ValueError(f"dataset_weights: {len(weights)} weights for {len(sources)} datasets")
     gate = eval_index(benchmark, decontamination)
+    tokens = (model, max_length) if model and max_length else None
     checked = []
     for source in sources:
         rows, where, sha256 = source_rows(source, benchmark, paths)
-        checked.append(_check(source, rows, where, sha256, method, gate, quality or QualityConfig(), benchmark))
+        config = quality or QualityConfig()
+        checked.append(_check(source, rows, where, sha256, method, gate, config, benchmark, reward_funcs, tokens))
 
     rng = random.Random(seed)
     weights = weights or (1.0,) * len(sources)
@@ -253,14 +334,15 @@ def prepare_training_data(
     quarantine_path.write_text(
         "".join(
             json.dumps(
-                {"dataset": c.check.name, "where": q.where, "reason": q.reason, "row": q.row},
+                {"dataset": c.check.name, "where": q.where, "reason": q.reason, "row": q.row}
+                | ({"detail": q.detail} if q.detail else {}),
                 ensure_ascii=False,
                 default=str,
             )
             + "\n"
             for c in checked
             for q in c.quarantined
-        ),  # fmt: skip
+        ),
         encoding="utf-8",
     )
     return PreparedDataset(

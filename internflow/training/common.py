@@ -17,6 +17,7 @@ from transformers import TrainerCallback
 
 from internflow.schemas import LossPoint, TrainFailure, TrainRequest, TrainResult
 from internflow.training import FAILURE_FILE, RESULT_FILE, RESULT_MARKER, get_method
+from internflow.training.data_check import check_training_data
 from internflow.training.oom import OutOfMemoryFailure, train_with_backoff
 
 if TYPE_CHECKING:
@@ -178,7 +179,8 @@ def run_training(request: TrainRequest) -> TrainResult:
     method = get_method(params.method)
     started = time.monotonic()
     output_dir = Path(request.checkpoint_dir)
-    dataset = load_training_data(request, method.required_columns)
+    # Every column the trainer and its rewards read, in every row, before the model loads.
+    dataset = load_training_data(request, check_training_data(request))
     arguments = base_arguments(request)
     tracker = TrackioSteps(request.trackio_project, request.run_name, params.model_dump(mode="json"))
     resumed_from = last_checkpoint(output_dir)  # a crashed earlier run of this same request
