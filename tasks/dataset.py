@@ -22,6 +22,7 @@ from internflow.catalog import CorruptDatasetError, get_entry, read_rows
 from internflow.data.decontamination import ContaminationReport, DecontaminationConfig, EvalIndex
 from internflow.data.formats import METHOD_FORMATS, Example, detect_format, to_example, to_trl, usable_for
 from internflow.data.quality import QualityConfig, Quarantined, answer_check_for, check_rows
+from internflow.markdown import cell
 from internflow.schemas import DatasetCheck, DatasetSource, PreparedDataset
 from internflow.workspace import Workspace
 
@@ -187,9 +188,9 @@ def _publish(prepared: PreparedDataset) -> None:
     used = {s.name: s.rows_used for s in prepared.sources}
     for c in prepared.checks:
         rejected = ", ".join(f"{reason}: {n}" for reason, n in sorted(c.rejected.items())) or "none"
-        verdict = "**blocked**: " + c.note if c.blocked else c.note
+        verdict = "**blocked**: " + cell(c.note) if c.blocked else cell(c.note)
         lines.append(
-            f"| {c.name} | {c.format} | {c.rows_in} | {used.get(c.name, 0)} | {rejected} "
+            f"| {cell(c.name)} | {c.format} | {c.rows_in} | {used.get(c.name, 0)} | {cell(rejected)} "
             f"| {c.contaminated_rows} ({c.contamination_ratio:.1%}) | {verdict} |"
         )
     total = ", ".join(f"{reason}: {count}" for reason, count in sorted(prepared.rejected.items())) or "none"
