@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,6 +29,7 @@ from internflow.evaluation.integrity import check_evaluator
 from internflow.evaluation.lighteval_models import InProcessTransformersModel, ServedOpenAIModel
 from internflow.evaluation.lighteval_tasks import dump_samples, run_lighteval
 from internflow.evaluation.server import EvalServerError, VLLMServer, load_adapter, load_weights, served_model_name
+from internflow.markdown import cell, code, table
 from internflow.schemas import EvalBackend, EvalResult, ServedModel
 
 logger = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ __all__ = [
     "campaign_server_for",
     "eval_server",
     "evaluate_model",
+    "evaluation_markdown",
     "on_first_items",
     "select_items",
     "wilson_interval",
@@ -206,26 +210,57 @@ def evaluate_model(
     return result
 
 
-def _cell(text: str | None, width: int = 80) -> str:
-    flat = (text or "∅").replace("\n", " ⏎ ").replace("|", "\\|")
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
+def _shared_ends(prompts: Sequence[str]) -> tuple[str, str]:
+    """The instruction every prompt starts and ends with (whole words), so a table can show only
+    the part that differs, whole.  Empty when there is a single prompt or little is shared."""
+    if len(prompts) < 2:
+        return "", ""
+    head_match = re.match(r"(?s).*\s", os.path.commonprefix(list(prompts)))
+    head = head_match.group(0) if head_match else ""
+    reversed_tail = os.path.commonprefix([p[len(head) :][::-1] for p in prompts])
+    tail_match = re.search(r"(?s)\s.*", reversed_tail[::-1])
+    tail = tail_match.group(0) if tail_match else ""
+    return (head, tail) if len(head) + len(tail) >= 12 else ("", "")
+
+
+def evaluation_markdown(result: EvalResult, samples: Sequence[Mapping[str, Any]], shown: int = 20) -> str:
+    """Score with n and CI, then the failures only, worst first (no answer found, then wrong answers),
+    each with its whole question; the instruction every prompt shares is stated once above them."""
+    failures = sorted((s for s in samples if not s["correct"]), key=lambda s: s["extracted"] is not None)
+    head, tail = _shared_ends([s["prompt"] for s in samples])
+    rows = [
+        [
+            cell(s["id"]),
+            cell(s["prompt"][len(head) : len(s["prompt"]) - len(tail)], 2000),
+            cell(s["output"], 300),
+            cell(s["extracted"], 60) if s["extracted"] is not None else "*none found*",
+            cell(s["expected"], 60),
+        ]
+        for s in failures[:shown]
+    ]
+    summary = (
+        f"## {cell(result.label)}: {result.accuracy:.1%} on {cell(result.benchmark)}\n\n"
+        f"n = {result.n}, {result.n_correct} correct, 95 % CI [{result.ci_low:.1%}, {result.ci_high:.1%}], "
+        f"no answer found in {result.unparseable}; answers from {result.backend or 'unknown'}; "
+        f"every sample: {code(result.samples_path)}\n\n"
+    )
+    if not failures:
+        return summary + f"All {result.n} answers are correct."
+    shared = ""
+    if head or tail:
+        shared = f"Every prompt reads {code(head + '…' + tail)}; the question column shows the part in between.\n\n"
+    return (
+        summary
+        + f"### Failures, worst first ({min(shown, len(failures))} of {len(failures)} shown)\n\n"
+        + "Answers with no extractable answer come first, then wrong answers.\n\n"
+        + shared
+        + table(["item", "question", "model output", "extracted answer", "expected answer"], rows)
+    )
 
 
 def _publish(result: EvalResult, samples: list[dict]) -> None:
-    worst_first = sorted(samples, key=lambda s: (s["correct"], s["extracted"] is not None))[:15]
-    rows = [
-        f"| {_cell(s['prompt'], 60)} | {_cell(s['output'])} | {_cell(s['extracted'], 12)} | {s['expected']} "
-        f"| {'✅' if s['correct'] else '❌'} |"
-        for s in worst_first
-    ]
     create_markdown_artifact(
         key="evaluation",
-        markdown=(
-            f"## {result.label}: {result.accuracy:.1%} on {result.benchmark}\n\n"
-            f"n = {result.n}, 95 % CI [{result.ci_low:.1%}, {result.ci_high:.1%}], unparseable: {result.unparseable}; "
-            f"answers from {result.backend or 'unknown'}; "
-            f"samples: `{result.samples_path}`\n\n| prompt | output | extracted | expected | |\n|---|---|---|---|---|\n"
-            + "\n".join(rows)
-        ),
-        description=f"{result.label}: accuracy {result.accuracy:.3f} (n={result.n})",
+        markdown=evaluation_markdown(result, samples),
+        description=f"{result.label}: accuracy {result.accuracy:.1%} (n={result.n}); failures, worst first",
     )

@@ -73,3 +73,61 @@ def test_re_scoring_without_the_samples_file_names_it(tmp_path: Path) -> None:
     )  # fmt: skip
     with pytest.raises(FileNotFoundError, match=r"samples_path: .*gone.jsonl is missing"):
         on_first_items(result, 4)
+
+
+def _samples(benchmark_name: str, wrong: int, none_found: int) -> list[dict]:
+    """Per-sample rows as the evaluation writes them: the benchmark's real prompts, some answers wrong."""
+    bench = get_benchmark(benchmark_name)
+    rows = []
+    for i, item in enumerate(bench.load("test")[:8]):
+        correct = i >= wrong + none_found
+        extracted = None if i < none_found else (item.answer if correct else "999")
+        output = "I am not sure | maybe <b>" if extracted is None else f"The answer is {extracted}."
+        rows.append({"id": item.id, "prompt": bench.prompt(item), "output": output, "extracted": extracted,
+                     "expected": item.answer, "correct": correct})  # fmt: skip
+    return rows
+
+
+def _result(samples: list[dict]) -> EvalResult:
+    n_correct = sum(s["correct"] for s in samples)
+    return EvalResult(
+        label="iteration-1", benchmark="arithmetic", accuracy=n_correct / len(samples), n=len(samples),
+        n_correct=n_correct, ci_low=0.1, ci_high=0.9, unparseable=sum(s["extracted"] is None for s in samples),
+        samples_path="/ws/eval-samples/iteration-1.jsonl", runtime_s=1.0, backend="transformers",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("benchmark", ["arithmetic", "family-mc"])
+def test_evaluation_artifact_shows_the_whole_question_of_each_failure_under_a_header(benchmark: str) -> None:
+    """Regression: prompts cut at 60 characters showed only the shared instruction; the verdict column
+    had no header; nothing said the rows were the failures."""
+    from tasks.evaluate import evaluation_markdown
+    from tests.test_markdown import rendered_cells
+
+    samples = _samples(benchmark, wrong=2, none_found=1)
+    markdown = evaluation_markdown(_result(samples), samples)
+    assert "### Failures, worst first (3 of 3 shown)" in markdown
+    header = markdown[markdown.index("| item |") :].splitlines()[0]
+    assert [h.strip() for h in header.strip("|").split("|")] == [
+        "item", "question", "model output", "extracted answer", "expected answer"
+    ]  # fmt: skip
+    rows = rendered_cells(markdown)
+    assert [r[0] for r in rows] == [s["id"] for s in samples[:3]], "no answer found comes first, then wrong ones"
+    assert rows[0][2] == "I am not sure | maybe <b>" and rows[0][3] == "none found"
+    for row, sample in zip(rows, samples, strict=False):
+        question = row[1]
+        assert len(question) >= 3 and question.strip() in " ".join(sample["prompt"].split())
+        # what differs between prompts is there whole; what they share is stated once above the table
+        assert " ".join(sample["prompt"].split()) == " ".join((_shared(markdown).replace("…", question)).split())
+
+
+def _shared(markdown: str) -> str:
+    line = next((ln for ln in markdown.splitlines() if ln.startswith("Every prompt reads")), "Every prompt reads `…`")
+    return line.split("`", 1)[1].rsplit("`", 1)[0].strip()
+
+
+def test_evaluation_artifact_with_no_failure_says_so() -> None:
+    from tasks.evaluate import evaluation_markdown
+
+    samples = _samples("arithmetic", wrong=0, none_found=0)
+    assert evaluation_markdown(_result(samples), samples).endswith("All 8 answers are correct.")
