@@ -4,7 +4,8 @@ The backend (`internflow.execution`: a local child process by default, or Huggin
 streams noteworthy output into the Prefect task log.  The `gpu` global concurrency limit keeps
 one training job per GPU across every flow on the Prefect server (create it with
 `prefect gcl create gpu --limit 1`).  Without it the stage runs unthrottled and says so once per
-process in the log; it is not created for you, since a limit governs every flow on the server.
+process in the log (not Prefect's warning on every job); it is not created for you, since a limit
+governs every flow on the server.
 Cached on the request (base model fingerprint, data fingerprint, parameters), so an identical
 iteration re-run is served from Prefect's persisted result, and a re-run after a crash resumes
 from the last checkpoint.
@@ -74,10 +75,8 @@ def train_model(request: TrainRequest) -> TrainResult:
     return result
 
 
-@functools.cache
 def _gpu_limit_exists() -> bool:
-    """Whether the Prefect server has the `gpu` global concurrency limit; asked once per process,
-    and said once in the log when it has not (instead of Prefect's warning on every train task)."""
+    """Whether the Prefect server has the `gpu` global concurrency limit (asked per job: one API call)."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
@@ -86,13 +85,19 @@ def _gpu_limit_exists() -> bool:
             client.read_global_concurrency_limit_by_name(GPU_LIMIT)
         return True
     except ObjectNotFound:
-        get_run_logger().info(
-            "no '%s' concurrency limit on this Prefect server: training jobs are not throttled "
-            "(`prefect gcl create %s --limit <GPUs>` keeps one job per GPU)",
-            GPU_LIMIT,
-            GPU_LIMIT,
-        )
+        _say_unthrottled()
         return False
+
+
+@functools.cache
+def _say_unthrottled() -> None:
+    """Once per process, instead of Prefect's warning on every train task."""
+    get_run_logger().info(
+        "no '%s' concurrency limit on this Prefect server: training jobs are not throttled "
+        "(`prefect gcl create %s --limit <GPUs>` keeps one job per GPU)",
+        GPU_LIMIT,
+        GPU_LIMIT,
+    )
 
 
 @contextmanager
