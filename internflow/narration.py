@@ -38,8 +38,8 @@ def params_summary(params: IterationParams) -> str:
     lora = f" LoRA r={params.lora_r}" if params.use_lora else ""
     screen = f", screened on {params.eval_fraction:.0%} of the eval items" if params.eval_fraction < 1 else ""
     return (
-        f"{params.method}{lora} from {params.init_from} on {'+'.join(params.datasets)}, "
-        f"lr {params.learning_rate:.0e}, {params.max_steps} steps{screen}"
+        f"{params.method}{lora} from {params.init_from} on {params.max_train_samples} rows of "
+        f"{'+'.join(params.datasets)}, lr {params.learning_rate:.0e}, {params.max_steps} steps{screen}"
     )
 
 
@@ -100,9 +100,6 @@ def result_line(report: CampaignReport) -> str:
         outcome = (
             f"best: iteration {report.best_iteration} at {report.best_score:.1%} vs {base} ({gain:+.1f} pt) → {model}"
         )
-    full = (
-        f"; on the whole test split {report.final_full.accuracy:.1%} (n={report.final_full.n})"
-        if report.final_full
-        else ""
-    )
-    return f"{outcome}{full}. {runs}; stopped: {report.stop_reason}"
+    full = report.final_full
+    on_all = f"; final model on the whole test split: {full.accuracy:.1%} (n={full.n})" if full else ""
+    return f"{outcome}. {runs}; stopped: {report.stop_reason}{on_all}"

@@ -225,19 +225,12 @@ def _shared_ends(prompts: Sequence[str]) -> tuple[str, str]:
 
 def evaluation_markdown(result: EvalResult, samples: Sequence[Mapping[str, Any]], shown: int = 20) -> str:
     """Score with n and CI, then the failures only, worst first (no answer found, then wrong answers),
-    each with its whole question; the instruction every prompt shares is stated once above them."""
-    failures = sorted((s for s in samples if not s["correct"]), key=lambda s: s["extracted"] is not None)
+    each with its whole question; the instruction every prompt shares is stated once above them.
+    Short questions and outputs make a table; longer ones a labelled block per failure, since the
+    Prefect UI does not wrap table cells and a long cell pushes the other columns out of sight."""
+    every_failure = sorted((s for s in samples if not s["correct"]), key=lambda s: s["extracted"] is not None)
+    failures = every_failure[:shown]
     head, tail = _shared_ends([s["prompt"] for s in samples])
-    rows = [
-        [
-            cell(s["id"]),
-            cell(s["prompt"][len(head) : len(s["prompt"]) - len(tail)], 2000),
-            cell(s["output"], 300),
-            cell(s["extracted"], 60) if s["extracted"] is not None else "*none found*",
-            cell(s["expected"], 60),
-        ]
-        for s in failures[:shown]
-    ]
     summary = (
         f"## {cell(result.label)}: {result.accuracy:.1%} on {cell(result.benchmark)}\n\n"
         f"n = {result.n}, {result.n_correct} correct, 95 % CI [{result.ci_low:.1%}, {result.ci_high:.1%}], "
@@ -246,15 +239,28 @@ def evaluation_markdown(result: EvalResult, samples: Sequence[Mapping[str, Any]]
     )
     if not failures:
         return summary + f"All {result.n} answers are correct."
-    shared = ""
-    if head or tail:
-        shared = f"Every prompt reads {code(head + '…' + tail)}; the question column shows the part in between.\n\n"
+    shared = f"Every prompt reads {code(head + '…' + tail)}; shown is the question in between.\n\n"
+    questions = [" ".join(s["prompt"][len(head) : len(s["prompt"]) - len(tail)].split()) for s in failures]
+    outputs = [" ".join(str(s["output"] or "").split()) for s in failures]
+    found = [cell(s["extracted"], 60) if s["extracted"] is not None else "*none found*" for s in failures]
+    if max(map(len, questions + outputs)) <= 80:
+        body = table(
+            ["item", "question", "model output", "extracted answer", "expected answer"],
+            [[cell(s["id"]), cell(q), cell(o), f, cell(s["expected"], 60)]
+             for s, q, o, f in zip(failures, questions, outputs, found, strict=True)],
+        )  # fmt: skip
+    else:
+        body = "\n\n".join(
+            f"**{cell(s['id'])}** — expected answer: {cell(s['expected'], 60)}; extracted answer: {f}\n\n"
+            f"> **Question:** {cell(q, 4000)}\n>\n> **Model output:** {cell(o, 600)}"
+            for s, q, o, f in zip(failures, questions, outputs, found, strict=True)
+        )
     return (
         summary
-        + f"### Failures, worst first ({min(shown, len(failures))} of {len(failures)} shown)\n\n"
+        + f"### Failures, worst first ({len(failures)} of {len(every_failure)} shown)\n\n"
         + "Answers with no extractable answer come first, then wrong answers.\n\n"
-        + shared
-        + table(["item", "question", "model output", "extracted answer", "expected answer"], rows)
+        + (shared if head or tail else "")
+        + body
     )
 
 

@@ -1,8 +1,9 @@
 """Planning stage: read the campaign's history from Prefect, ask the planner, let the doom-loop
 guard review the proposal (re-ask once, then force a change of direction), and record it all.
 
-Artifacts: `proposal` (this iteration's decision), `guard-intervention` (each time the guard
-acts) and `planner-log` (the campaign so far: proposal, why, guard action, outcome per iteration).
+Artifacts: `proposal` (this iteration's decision; a newer version says "not run" when the budget
+or an approval refused it), `guard-intervention` (each time the guard acts) and `planner-log` (the
+campaign so far: outcome, guard action, proposal and why per iteration).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from agent.digest import build_digest, read_iteration_records, records_from_resu
 from agent.guard import DoomLoopGuard, GuardReview, IterationRecord, allowed_methods, signature
 from agent.planner import PlannerState, get_planner
 from internflow.markdown import cell, code, table
+from internflow.narration import params_summary
 from internflow.schemas import Proposal
 
 __all__ = [
@@ -146,31 +148,23 @@ def _outcome(record: IterationRecord, baseline: float) -> str:
 
 
 def planner_log_markdown(records: list[IterationRecord], pending: Proposal | None, baseline: float) -> str:
+    """One row per iteration.  The short columns come first: the Prefect UI does not wrap table cells,
+    so a long reason only runs off to the right instead of pushing the outcome out of sight."""
     rows = [
-        [
-            str(r.index),
-            code(signature(r.params)),
-            cell(r.rationale, 300),
-            cell(r.guard_action),
-            cell(_outcome(r, baseline)),
-        ]
+        [str(r.index), cell(_outcome(r, baseline)), cell(r.guard_action), cell(params_summary(r.params)),
+         cell(r.rationale, 300)]
         for r in records
-    ]
+    ]  # fmt: skip
     if pending is not None:
         rows.append(
-            [
-                str(len(records) + 1),
-                code(signature(pending.params)),
-                cell(pending.rationale, 300),
-                cell(pending.guard_action),
-                "(running)",
-            ]
-        )
+            [str(len(records) + 1), "(running)", cell(pending.guard_action), cell(params_summary(pending.params)),
+             cell(pending.rationale, 300)]
+        )  # fmt: skip
     return (
-        f"## Planner log\n\nBaseline {baseline:.1%}. One row per iteration: the parameters proposed, the planner's "
-        "reason, what the doom-loop guard did (accept, reject: re-asked, force: changed direction), and the outcome "
-        "(accuracy, verdict, gain over the baseline in points).\n\n"
-        + table(["#", "proposal", "why", "guard", "outcome"], rows)
+        f"## Planner log\n\nBaseline {baseline:.1%}. One row per iteration: the outcome (accuracy, verdict, gain "
+        "over the baseline in points), what the doom-loop guard did with the proposal (accept; reject: re-asked; "
+        "force: changed direction), its main parameters (all of them in its `proposal` artifact) and the "
+        "planner's reason.\n\n" + table(["#", "outcome", "guard", "proposal", "why"], rows)
     )
 
 
@@ -178,7 +172,7 @@ def publish_planner_log(records: list[IterationRecord], pending: Proposal | None
     create_markdown_artifact(
         key="planner-log",
         markdown=planner_log_markdown(records, pending, baseline),
-        description="Per iteration: what the planner proposed, why, what the guard did, the outcome",
+        description="Per iteration: the outcome, what the guard did, what the planner proposed and why",
     )
 
 

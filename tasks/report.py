@@ -43,26 +43,27 @@ def _params(p: IterationParams) -> dict[str, str]:
 
 def leaderboard_rows(report: CampaignReport) -> list[dict[str, str]]:
     """The leaderboard as text, one row per iteration: the baseline, then the iterations best first,
-    then the failed ones.  Accuracy and its 95 % CI in percent, gain over the baseline in points,
-    the model folder relative to the workspace; "-" where a value does not apply."""
+    then the failed ones.  Accuracy and its 95 % CI in percent, gain over the baseline in points, the
+    model (folder relative to the workspace) next to them so that it is in sight, then the parameters;
+    "-" where a value does not apply."""
     dash = dict.fromkeys(("method", "datasets", "lr", "steps", "init"), "-")
     base = report.baseline
     rows = [
-        {"iter": "baseline", "verdict": "-", **_scores(base, 0.0), "n": str(base.n), **dash}
-        | {"wall s": str(round(base.runtime_s)), "model (or error)": report.base_model}
+        {"iter": "baseline", "verdict": "-", **_scores(base, 0.0), "model (or error)": report.config.model}
+        | {"n": str(base.n), **dash, "wall s": str(round(base.runtime_s))}
     ]
     for r in sorted(report.iterations, key=lambda r: -r.evaluation.accuracy):
         rows.append(
             {"iter": str(r.index), "verdict": r.diagnosis.verdict}
             | _scores(r.evaluation, r.diagnosis.gain_vs_baseline)
+            | {"model (or error)": short_path(r.train.model_path, report.config.workspace)}
             # n: fewer than the baseline's for a screen; its gain is on those items
             | {"n": str(r.evaluation.n), **_params(r.params), "wall s": str(round(r.wall_s))}
-            | {"model (or error)": short_path(r.train.model_path, report.config.workspace)}
         )
     for f in report.failures:
         rows.append(
-            {"iter": str(f.index), "verdict": "failed", "acc %": "-", "95% CI": "-", "gain": "-", "n": "-"}
-            | {**_params(f.params), "wall s": "-", "model (or error)": f.error[:200]}
+            {"iter": str(f.index), "verdict": "failed", "acc %": "-", "95% CI": "-", "gain": "-"}
+            | {"model (or error)": f.error[:200], "n": "-", **_params(f.params), "wall s": "-"}
         )
     return rows
 
@@ -77,8 +78,12 @@ def publish_report(report: CampaignReport, path: Path) -> Path:
         # Prefect renders each string cell as markdown: a bare "-" would be a list bullet.
         table=[{column: cell(value) for column, value in row.items()} for row in leaderboard_rows(report)],
         description=(
-            f"Best: iteration {report.best_iteration} at {report.best_score:.1%} "
-            f"(baseline {report.baseline.accuracy:.1%}); accuracy and 95 % CI in %, gain in points over the "
+            (
+                f"Best: iteration {report.best_iteration} at {report.best_score:.1%}"
+                if report.best_iteration is not None
+                else "No iteration beat the baseline"
+            )
+            + f" (baseline {report.baseline.accuracy:.1%}); accuracy and 95 % CI in %, gain in points over the "
             f"baseline. Stop reason: {report.stop_reason}"
             + (
                 f". Final model on the whole test split: {report.final_full.accuracy:.1%} (n={report.final_full.n})"

@@ -97,16 +97,16 @@ def _result(samples: list[dict]) -> EvalResult:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("benchmark", ["arithmetic", "family-mc"])
-def test_evaluation_artifact_shows_the_whole_question_of_each_failure_under_a_header(benchmark: str) -> None:
+def test_evaluation_artifact_shows_the_whole_question_of_each_failure_under_a_header() -> None:
     """Regression: prompts cut at 60 characters showed only the shared instruction; the verdict column
     had no header; nothing said the rows were the failures."""
     from tasks.evaluate import evaluation_markdown
     from tests.test_markdown import rendered_cells
 
-    samples = _samples(benchmark, wrong=2, none_found=1)
+    samples = _samples("arithmetic", wrong=2, none_found=1)
     markdown = evaluation_markdown(_result(samples), samples)
     assert "### Failures, worst first (3 of 3 shown)" in markdown
+    assert "Every prompt reads `State the final answer to the following arithmetic problem: … =`" in markdown
     header = markdown[markdown.index("| item |") :].splitlines()[0]
     assert [h.strip() for h in header.strip("|").split("|")] == [
         "item", "question", "model output", "extracted answer", "expected answer"
@@ -114,16 +114,28 @@ def test_evaluation_artifact_shows_the_whole_question_of_each_failure_under_a_he
     rows = rendered_cells(markdown)
     assert [r[0] for r in rows] == [s["id"] for s in samples[:3]], "no answer found comes first, then wrong ones"
     assert rows[0][2] == "I am not sure | maybe <b>" and rows[0][3] == "none found"
-    for row, sample in zip(rows, samples, strict=False):
-        question = row[1]
-        assert len(question) >= 3 and question.strip() in " ".join(sample["prompt"].split())
-        # what differs between prompts is there whole; what they share is stated once above the table
-        assert " ".join(sample["prompt"].split()) == " ".join((_shared(markdown).replace("…", question)).split())
+    assert [r[1] for r in rows] == [s["prompt"].split(": ")[1].removesuffix(" =") for s in samples[:3]]
 
 
-def _shared(markdown: str) -> str:
-    line = next((ln for ln in markdown.splitlines() if ln.startswith("Every prompt reads")), "Every prompt reads `…`")
-    return line.split("`", 1)[1].rsplit("`", 1)[0].strip()
+def test_long_questions_are_shown_whole_in_labelled_blocks_not_a_table_that_hides_columns() -> None:
+    """The Prefect UI does not wrap table cells: a 300-character question would push the answers
+    out of sight, so each failure gets a block that wraps."""
+    import html
+
+    from markdown_it import MarkdownIt
+
+    from tasks.evaluate import evaluation_markdown
+
+    samples = _samples("family-mc", wrong=2, none_found=1)
+    markdown = evaluation_markdown(_result(samples), samples)
+    assert "<table>" not in MarkdownIt("commonmark").enable("table").render(markdown)
+    text = " ".join(html.unescape(MarkdownIt("commonmark").render(markdown)).split())
+    assert "Every prompt reads" in text and "Answer with the letter of the correct option." in text
+    for sample in samples[:3]:
+        question = " ".join(sample["prompt"].removesuffix("Answer with the letter of the correct option.").split())
+        assert f"<strong>Question:</strong> {question}" in text, question
+        assert f"expected answer: {sample['expected']}" in text
+    assert "<strong>Model output:</strong> I am not sure | maybe <b>" in text
 
 
 def test_evaluation_artifact_with_no_failure_says_so() -> None:

@@ -20,7 +20,9 @@ def test_proposal_line_says_what_why_and_what_the_guard_did() -> None:
         guard_action="force", guard_reasons="stall: 3 iterations without +1 point",
     )  # fmt: skip
     line = proposal_line(2, proposal)
-    assert line.startswith("iteration 2 proposed by search: sft from base on arithmetic-direct, lr 2e-04, 60 steps.")
+    assert line.startswith(
+        "iteration 2 proposed by search: sft from base on 480 rows of arithmetic-direct, lr 2e-04, 60 steps."
+    )
     assert "Why: loss still falling" in line and "guard forced a change of direction (stall: 3" in line
 
 

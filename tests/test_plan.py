@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from agent.digest import records_from_results
-from agent.guard import signature
+from internflow.narration import params_summary
 from internflow.schemas import IterationParams, Proposal
 from tasks.plan import planner_log_markdown
 from tests.sample_report import sample_report
@@ -14,18 +14,19 @@ from tests.test_markdown import rendered_cells
 
 
 def test_planner_log_keeps_proposal_why_guard_and_outcome_in_their_columns(tmp_path: Path) -> None:
-    """Regression: the `|` in a proposal's signature split the row, so why, guard and outcome never showed."""
+    """Regression: the `|` in a proposal's signature split the row, so why, guard and outcome never showed
+    (and the signature, one unbreakable code span, pushed them out of sight: the summary wraps)."""
     report = sample_report(str(tmp_path))
     records = records_from_results(report.iterations, report.failures)
     pending = Proposal(params=IterationParams(learning_rate=5e-4), rationale="raise <lr> | again")
     rows = rendered_cells(planner_log_markdown(records, pending, report.baseline.accuracy))
     assert rows == [
-        ["1", signature(report.iterations[0].params), "why 1: loss still falling | try it", "accept",
-         "74.0% (improved, +47.5 pt)"],
-        ["2", signature(report.iterations[1].params), "why 2: loss still falling | try it", "accept",
-         "67.0% (improved, +40.5 pt)"],
-        ["3", signature(report.failures[0].params), "–", "accept", "failed: TrainingFailed: out of memory"],
-        ["4", signature(pending.params), "raise <lr> | again", "accept", "(running)"],
+        ["1", "74.0% (improved, +47.5 pt)", "accept", params_summary(report.iterations[0].params),
+         "why 1: loss still falling | try it"],
+        ["2", "67.0% (improved, +40.5 pt)", "accept", params_summary(report.iterations[1].params),
+         "why 2: loss still falling | try it"],
+        ["3", "failed: TrainingFailed: out of memory", "accept", params_summary(report.failures[0].params), "–"],
+        ["4", "(running)", "accept", params_summary(pending.params), "raise <lr> | again"],
     ]  # fmt: skip
 
 
