@@ -8,13 +8,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from prefect import flow, tags
+from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
+from prefect.states import Completed
 
 from agent.approval import request_approval
 from agent.budget import estimate_iteration_seconds, estimate_job, stop_reason
 from agent.digest import GUARD_TAG_PREFIX
 from flows.iteration import research_iteration
+from internflow import narration
 from internflow.benchmarks import get_benchmark
 from internflow.evaluation.integrity import pin_evaluator
 from internflow.ledger import CampaignLedger
@@ -24,7 +26,7 @@ from internflow.workspace import Workspace
 from tasks.discover import discover_data
 from tasks.evaluate import eval_server, evaluate_model
 from tasks.literature import survey_literature
-from tasks.plan import close_planner_log, plan_next_iteration
+from tasks.plan import close_planner_log, plan_next_iteration, withdraw_proposal
 from tasks.publish import publish_campaign
 from tasks.report import publish_failure, publish_report
 
@@ -52,6 +54,7 @@ class _Progress:
 
 
 def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progress: _Progress) -> CampaignReport:
+    log = get_run_logger()  # one line per decision: what a user reads first
     benchmark = get_benchmark(config.benchmark)
     storage = workspace.results_dir  # persisted results and cache records live in the workspace
     literature = survey_literature(
@@ -75,6 +78,7 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
         baseline = evaluate_here(
             checked.base_model, checked.base_fingerprint, limit=config.eval_limit, label="baseline", **on_this_campaign
         )
+        log.info(narration.baseline_line(baseline, config.model))
         ledger = CampaignLedger(
             config, str(workspace.root), checked.base_model, checked.base_fingerprint, baseline, served, evaluator, data
         )
@@ -98,11 +102,14 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
             if proposal is None:
                 reason = "planner: nothing left worth trying"
                 break
+            log.info(narration.proposal_line(ledger.done + 1, proposal))
             if reason := out_of_budget(proposal.params):
+                withdraw_proposal(ledger.done + 1, proposal, reason)
                 break
             approval = request_approval(proposal, estimate_iteration_seconds(proposal.params, ledger.history), config)
             if approval.decision == "reject":
                 reason = f"approval: {approval.describe()}"
+                withdraw_proposal(ledger.done + 1, proposal, reason)
                 break
             proposal = proposal.model_copy(update={"params": approval.params})
             with tags(GUARD_TAG_PREFIX + proposal.guard_action):  # the guard's action, kept in Prefect's history
@@ -110,7 +117,9 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
                     proposal.params, ledger.next_context(), proposal.rationale, return_state=True
                 )
             ledger.record(proposal, outcome)
+            log.info(narration.outcome_line(ledger.latest(), ledger.best()))
             publish_report(ledger.report("running", str(flow_run.id)), workspace.report_json)
+        log.info("stop: %s", reason)
 
         # Quick evals on a seeded subset during the campaign; the final model gets the whole test split.
         if config.eval_limit is not None and config.eval_limit < len(benchmark.load("test")):
@@ -125,9 +134,11 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
                 **on_this_campaign,
             )
             ledger.final_full = full.result() if full.is_completed() else None
+            log.info(narration.final_full_line(ledger.final_full, full.message))
 
     close_planner_log(ledger.planner_state())
     final = ledger.report(reason, str(flow_run.id))
     publish_report(final, workspace.report_json)
     publish_campaign(final, workspace.root)
-    return final
+    # The final state's message is the result, shown on the run page; callers still get the report.
+    return Completed(message=narration.result_line(final), data=final)  # type: ignore[return-value]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from internflow import narration
 from internflow.benchmarks import get_benchmark
 from internflow.schemas import (
     IterationContext,
@@ -93,7 +94,7 @@ def research_iteration(params: IterationParams, context: IterationContext, ratio
         trained, evaluation, baseline, best, start=start, trackio_dir=str(workspace.trackio_dir)
     )
 
-    return IterationResult(
+    result = IterationResult(
         index=context.index,
         params=params,
         rationale=rationale,
@@ -105,3 +106,5 @@ def research_iteration(params: IterationParams, context: IterationContext, ratio
         diagnosis=diagnosis,
         wall_s=time.monotonic() - started,
     )
+    get_run_logger().info(narration.iteration_line(result, context.workspace))
+    return result

@@ -382,8 +382,16 @@ def ui(workspace: Workspace_ = "internflow-workspace", port: int = 4200) -> None
     from internflow.workspace import Workspace
 
     env = os.environ | Workspace.open(workspace).process_env()
+    env.setdefault("PREFECT_UI_API_URL", f"http://127.0.0.1:{port}/api")  # the UI's default assumes port 4200
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    raise typer.Exit(subprocess.call(command, env=env))
+    # Behind the watchdog, the server's whole process session goes down with this command, whether it
+    # is interrupted (Ctrl-C reaches the watchdog too), terminated or killed (the watchdog polls us).
+    watchdog = subprocess.Popen([sys.executable, "-m", "internflow.evaluation.watchdog", "--", *command], env=env)
+    try:
+        code = watchdog.wait()
+    except KeyboardInterrupt:
+        code = watchdog.wait()
+    raise typer.Exit(code)
 
 
 def _use_workspace_history(workspace: str) -> None:
@@ -489,43 +497,11 @@ def dashboard(workspace: Workspace_ = "internflow-workspace", port: int = 7860) 
 
 def _print_leaderboard(report: dict) -> None:
     from internflow.schemas import CampaignReport
-    from tasks.report import leaderboard_rows
+    from tasks.report import CLI_COLUMNS, leaderboard_rows
 
-    pct = lambda v: "" if v is None else f"{100 * v:.1f}"  # noqa: E731
-    table = Table(
-        "iter",
-        "verdict",
-        "acc %",
-        "95% CI",
-        "gain",
-        "datasets",
-        "lr",
-        "steps",
-        "init",
-        "wall s",
-        title=f"{report['config']['benchmark']} leaderboard",
-    )
-    for row in leaderboard_rows(CampaignReport.model_validate(report)):
-        ci = (
-            row["ci95"]
-            if row["ci95"] == "-"
-            else "–".join(pct(float(x)) for x in str(row["ci95"]).strip("[]").split(","))
-        )
-        gain = "" if row["gain"] is None else f"{100 * float(row['gain']):+.1f}"  # type: ignore[arg-type]
-        lr = row["lr"] if isinstance(row["lr"], str) else f"{row['lr']:.0e}"
-        init = f"{row['init']}{'+LoRA' if row['lora'] is True else ''}"
-        table.add_row(
-            str(row["iteration"]),
-            str(row["verdict"]),
-            pct(row["accuracy"]),
-            ci,
-            gain,  # type: ignore[arg-type]
-            str(row["datasets"]),
-            str(lr),
-            str(row["steps"]),
-            init,
-            str(row["wall_s"] or ""),
-        )
+    table = Table(*CLI_COLUMNS, title=f"{report['config']['benchmark']} leaderboard")
+    for row in leaderboard_rows(CampaignReport.model_validate(report)):  # the leaderboard artifact's rows too
+        table.add_row(*(row[column] for column in CLI_COLUMNS))
     console.print(table)
     console.print(
         f"best: {report['best_score']:.1%} (baseline {report['baseline']['accuracy']:.1%}) → "

@@ -110,10 +110,17 @@ class CampaignLedger:
             data_row_budget=self.config.data_row_budget,
         )
 
+    def latest(self) -> IterationResult | FailedIteration:
+        """The iteration recorded last, finished or failed."""
+        recorded: list[IterationResult | FailedIteration] = [*self.history, *self.failures]
+        if not recorded:
+            raise LookupError("the campaign has recorded no iteration yet")
+        return max(recorded, key=lambda r: r.index)
+
     def record(self, proposal: Proposal, outcome: State) -> None:
         """A finished iteration joins the history; a failed one is kept with its error, never dropped."""
         if outcome.is_completed():
-            self.history.append(outcome.result())
+            self.history.append(outcome.result().model_copy(update={"finished_s": self.elapsed_s}))
             return
         error = outcome.result(raise_on_failure=False)
         self.failures.append(
@@ -124,6 +131,7 @@ class CampaignLedger:
                 error=f"{type(error).__name__}: {error}",
                 flow_run_id=str(outcome.state_details.flow_run_id),
                 findings=findings_from_failure(error),  # out_of_memory, train_failed, ...
+                finished_s=self.elapsed_s,
             )
         )
 

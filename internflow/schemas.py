@@ -154,15 +154,20 @@ class CampaignConfig(_Frozen):
     eval_limit: int | None = Field(
         200, ge=1, description="Eval subset size during the campaign (None: whole test split)."
     )
+    # Descriptions are markdown in the Prefect UI's form: placeholders sit in code spans, where
+    # `<base_url>` is shown as written instead of being dropped as an HTML tag.
     planner: str = Field(
         "search",
-        description="Planner spec: search | bundled[:<folder>] | openai:<base_url>:<model> | hf:<model> | "
-        "litellm:<model> | transformers:<folder>.",
+        description="Who proposes each iteration: `search` (deterministic) | `bundled` or `bundled:<folder>` "
+        "(a local model ranks the search policy's moves) | `openai:<base_url>:<model>` | "
+        "`hf:<model>[@provider]` | `litellm:<model>` | `transformers:<folder>`.",
     )
     mcp_config: str | None = Field(None, description="YAML file of MCP servers whose tools the LLM planner may use.")
     digest_tokens: int = Field(1000, ge=50, description="Token budget of the campaign digest the planner reads.")
-    recipe: str = Field("sft/default", description="Recipe the planner starts from (<method>/<variant>).")
-    seed: int = 0
+    recipe: str = Field(
+        "sft/default", description="Recipe the planner starts from, `<method>/<variant>` (e.g. `sft/default`)."
+    )
+    seed: int = Field(0, description="Which seeded subset of the test split every evaluation scores.")
     push_to_hub: bool = Field(False, description="Upload the best model folder (with its model card) to the Hub.")
     hub_repo_id: str | None = Field(None, description="Hub repository for push_to_hub, e.g. 'user/model' (private).")
     approval_gpu_hours: float | None = Field(
@@ -176,7 +181,8 @@ class CampaignConfig(_Frozen):
         None, gt=0, description="Stop before an iteration whose estimated cost exceeds what is left of this."
     )
     training_backend: Literal["local", "hf-jobs"] = Field(
-        "local", description="Where training runs: a local child process, or Hugging Face Jobs (INTERNFLOW_HF_JOBS_*)."
+        "local",
+        description="Where training runs: a local child process, or Hugging Face Jobs (`INTERNFLOW_HF_JOBS_*`).",
     )
     eval_backend: EvalBackend = Field(
         "vllm", description="Answers for evaluation from a vLLM server (default), or 'transformers' in-process."
@@ -602,6 +608,9 @@ class IterationResult(_Frozen):
     evaluation: EvalResult
     diagnosis: Diagnosis
     wall_s: float
+    finished_s: float | None = Field(
+        None, description="Seconds from the campaign's baseline to this iteration's end (set by the campaign)."
+    )
 
 
 class FailedIteration(_Frozen):
@@ -613,6 +622,9 @@ class FailedIteration(_Frozen):
     error: str
     flow_run_id: str | None = None
     findings: tuple[Finding, ...] = Field((), description="Typed reasons (out_of_memory, train_failed, ...).")
+    finished_s: float | None = Field(
+        None, description="Seconds from the campaign's baseline to this iteration's end (set by the campaign)."
+    )
 
 
 class CampaignReport(_Frozen):

@@ -19,6 +19,7 @@ from internflow.data.decontamination import DecontaminationConfig
 from internflow.data.formats import to_example
 from internflow.data.quality import QualityConfig
 from internflow.data.vetting import DEFAULT_REWARDS, DataPaths, prepare_training_data, resolve_sources
+from internflow.markdown import cell
 from internflow.schemas import DataSource, PreparedDataset
 from internflow.workspace import Workspace
 
@@ -88,9 +89,10 @@ def _publish(prepared: PreparedDataset) -> None:
     used = {s.name: s.rows_used for s in prepared.sources}
     for c in prepared.checks:
         rejected = ", ".join(f"{reason}: {n}" for reason, n in sorted(c.rejected.items())) or "none"
-        verdict = "**blocked**: " + c.note if c.blocked else c.note
+        verdict = "**blocked**: " + cell(c.note) if c.blocked else cell(c.note)
         lines.append(
-            f"| {c.name} | {c.format} | {c.mapping} | {c.rows_in} | {used.get(c.name, 0)} | {rejected} "
+            f"| {cell(c.name)} | {c.format} | {cell(c.mapping)} | {c.rows_in} | {used.get(c.name, 0)} "
+            f"| {cell(rejected)} "
             f"| {c.contaminated_rows} ({c.contamination_ratio:.1%}) | {verdict} |"
         )
     total = ", ".join(f"{reason}: {count}" for reason, count in sorted(prepared.rejected.items())) or "none"

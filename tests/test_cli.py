@@ -138,3 +138,60 @@ def test_a_campaign_failing_after_preflight_writes_report_json_and_exits_1_with_
     assert report["stop_reason"] == f"failed: {report['failure']}"
     shown = _run("leaderboard", "--workspace", str(workspace))
     assert shown.returncode == 2 and "the campaign failed before its baseline: EvalServerError" in shown.stderr
+
+
+def _processes_with(argument: str) -> list[int]:
+    """Pids whose command line holds `argument` as one of its words."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if argument.encode() in (entry / "cmdline").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_to_ui_stops_the_prefect_server_it_started(tmp_path: Path) -> None:
+    """Regression: SIGTERM to `internflow ui` left its Prefect server running on the port."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "internflow.cli", "ui", "-w", str(tmp_path / "ws"), "--port", str(port)],
+        env=env | {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                assert ui.poll() is None, "internflow ui exited before its server came up"
+                time.sleep(1)
+        assert _processes_with(str(port)), "the server runs with its port on its command line"
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(timeout=30)
+        deadline = time.monotonic() + 40  # the watchdog polls twice a second, then allows 15 s of grace
+        while _processes_with(str(port)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _processes_with(str(port)), "a server process outlived `internflow ui`"
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2)
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+        for pid in _processes_with(str(port)):
+            os.kill(pid, signal.SIGKILL)

@@ -121,3 +121,73 @@ def test_a_prompt_longer_than_the_context_is_marked_over_length_and_the_rest_sco
         return evaluate_model(str(tiny_model), "tiny", str(spec), None, 0, "long", tmp_path, backend="transformers")
 
     check_over_length(evaluate(), tiny_model)
+
+
+def _samples(benchmark_name: str, wrong: int, none_found: int) -> list[dict]:
+    """Per-sample rows as the evaluation writes them: the benchmark's real prompts, some answers wrong."""
+    bench = get_benchmark(benchmark_name)
+    rows = []
+    for i, item in enumerate(bench.load("test")[:8]):
+        correct = i >= wrong + none_found
+        extracted = None if i < none_found else (item.answer if correct else "999")
+        output = "I am not sure | maybe <b>" if extracted is None else f"The answer is {extracted}."
+        rows.append({"id": item.id, "prompt": bench.prompt(item), "output": output, "extracted": extracted,
+                     "expected": item.answer, "correct": correct})  # fmt: skip
+    return rows
+
+
+def _result(samples: list[dict]) -> EvalResult:
+    n_correct = sum(s["correct"] for s in samples)
+    return EvalResult(
+        label="iteration-1", benchmark="arithmetic", accuracy=n_correct / len(samples), n=len(samples),
+        n_correct=n_correct, ci_low=0.1, ci_high=0.9, unparseable=sum(s["extracted"] is None for s in samples),
+        samples_path="/ws/eval-samples/iteration-1.jsonl", runtime_s=1.0, backend="transformers",
+    )  # fmt: skip
+
+
+def test_evaluation_artifact_shows_the_whole_question_of_each_failure_under_a_header() -> None:
+    """Regression: prompts cut at 60 characters showed only the shared instruction; the verdict column
+    had no header; nothing said the rows were the failures."""
+    from tasks.evaluate import evaluation_markdown
+    from tests.test_markdown import rendered_cells
+
+    samples = _samples("arithmetic", wrong=2, none_found=1)
+    markdown = evaluation_markdown(_result(samples), samples)
+    assert "### Failures, worst first (3 of 3 shown)" in markdown
+    assert "Every prompt reads `State the final answer to the following arithmetic problem: … =`" in markdown
+    header = markdown[markdown.index("| item |") :].splitlines()[0]
+    assert [h.strip() for h in header.strip("|").split("|")] == [
+        "item", "question", "model output", "extracted answer", "expected answer"
+    ]  # fmt: skip
+    rows = rendered_cells(markdown)
+    assert [r[0] for r in rows] == [s["id"] for s in samples[:3]], "no answer found comes first, then wrong ones"
+    assert rows[0][2] == "I am not sure | maybe <b>" and rows[0][3] == "none found"
+    assert [r[1] for r in rows] == [s["prompt"].split(": ")[1].removesuffix(" =") for s in samples[:3]]
+
+
+def test_long_questions_are_shown_whole_in_labelled_blocks_not_a_table_that_hides_columns() -> None:
+    """The Prefect UI does not wrap table cells: a 300-character question would push the answers
+    out of sight, so each failure gets a block that wraps."""
+    import html
+
+    from markdown_it import MarkdownIt
+
+    from tasks.evaluate import evaluation_markdown
+
+    samples = _samples("family-mc", wrong=2, none_found=1)
+    markdown = evaluation_markdown(_result(samples), samples)
+    assert "<table>" not in MarkdownIt("commonmark").enable("table").render(markdown)
+    text = " ".join(html.unescape(MarkdownIt("commonmark").render(markdown)).split())
+    assert "Every prompt reads" in text and "Answer with the letter of the correct option." in text
+    for sample in samples[:3]:
+        question = " ".join(sample["prompt"].removesuffix("Answer with the letter of the correct option.").split())
+        assert f"<strong>Question:</strong> {question}" in text, question
+        assert f"expected answer: {sample['expected']}" in text
+    assert "<strong>Model output:</strong> I am not sure | maybe <b>" in text
+
+
+def test_evaluation_artifact_with_no_failure_says_so() -> None:
+    from tasks.evaluate import evaluation_markdown
+
+    samples = _samples("arithmetic", wrong=0, none_found=0)
+    assert evaluation_markdown(_result(samples), samples).endswith("All 8 answers are correct.")

@@ -110,3 +110,31 @@ def test_training_holds_a_slot_of_the_gpu_concurrency_limit(prefect_harness, tin
             client.delete_global_concurrency_limit_by_name(GPU_LIMIT)
     assert 1 in seen, "the train stage occupies the gpu slot while it trains"
     assert max(seen) == 1 and after == 0, "one slot, released afterwards"
+
+
+def test_without_a_gpu_limit_training_says_so_once_instead_of_warning_each_time(prefect_harness) -> None:
+    """Regression: every train task logged "Concurrency limits ['gpu'] do not exist - skipping acquisition"."""
+    from prefect.client.orchestration import get_client
+    from prefect.logging.handlers import APILogHandler
+
+    from tasks.train import _gpu_slot, _say_unthrottled
+
+    _say_unthrottled.cache_clear()
+
+    @flow
+    def two_jobs() -> str:
+        from prefect.runtime import flow_run
+
+        for _ in range(2):
+            with _gpu_slot():
+                pass
+        return str(flow_run.id)
+
+    run_id = two_jobs()
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+        messages = [log.message for log in client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))]
+    assert sum("no 'gpu' concurrency limit" in m for m in messages) == 1, messages
+    assert not [m for m in messages if "do not exist" in m]
