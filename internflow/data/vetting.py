@@ -43,6 +43,7 @@ from internflow.training.data_check import needed_columns
 __all__ = [
     "DataPaths",
     "SourceCheck",
+    "dev_index",
     "eval_index",
     "mix_shares",
     "prepare_training_data",
@@ -76,6 +77,14 @@ class SourceCheck:
 def eval_index(benchmark: Benchmark, config: DecontaminationConfig | None = None) -> EvalIndex:
     """The gate's index over the target's test prompts (as the model sees them)."""
     return EvalIndex((benchmark.prompt(item) for item in benchmark.load("test")), config or DecontaminationConfig())
+
+
+def dev_index(benchmark: Benchmark, config: DecontaminationConfig | None = None) -> EvalIndex | None:
+    """An index over the target's dev prompts, or None without a dev split: a training row that
+    repeats one is quarantined (`dev_item`), so what iterations are chosen on is never trained on."""
+    if not benchmark.dev_source:
+        return None
+    return EvalIndex((benchmark.prompt(item) for item in benchmark.load("dev")), config or DecontaminationConfig())
 
 
 def resolve_sources(names: tuple[str, ...], sources: tuple[DataSource, ...]) -> list[DataSource]:
@@ -172,6 +181,7 @@ def _check(
     benchmark: Benchmark,
     reward_funcs: tuple[str, ...] = DEFAULT_REWARDS,
     tokens: TokenBudget | None = None,
+    dev: EvalIndex | None = None,
 ) -> SourceCheck:
     record = DatasetSource(name=source.id, path=path, rows_used=0, sha256=sha256)
     where = [f"{path}:{n}" for n in range(1, len(rows) + 1)]
@@ -212,6 +222,8 @@ def _check(
         def skip(ex: Example) -> str | None:
             if id(ex) in contaminated:
                 return "test_overlap"
+            if dev is not None and dev.is_contaminated(ex.prompt_text):
+                return "dev_item"  # the split iterations are chosen on is never trained on
             if method == "sft" and ex.completion is None:
                 return "no_completion"  # a row of an answered layout that lacks its answer
             return reference(ex)
@@ -248,13 +260,22 @@ def screen_sources(
     """source id → method → the gate's and quality checks' verdict, reading each source once and
     writing nothing but the Hub rows cache.  For GRPO (with rewards that judge an answer) a source
     whose rows carry no readable reference answer keeps no rows."""
-    gate = eval_index(benchmark, decontamination)
+    gate, held_out = eval_index(benchmark, decontamination), dev_index(benchmark, decontamination)
     verdicts: dict[str, dict[str, DatasetCheck]] = {}
     for source in sources:
         rows, path, sha256 = source_rows(source, benchmark, paths)
         verdicts[source.id] = {
             method: _check(
-                source, rows, path, sha256, method, gate, quality or QualityConfig(), benchmark, reward_funcs
+                source,
+                rows,
+                path,
+                sha256,
+                method,
+                gate,
+                quality or QualityConfig(),
+                benchmark,
+                reward_funcs,
+                dev=held_out,
             ).check
             for method in methods
         }
@@ -294,13 +315,15 @@ def prepare_training_data(
         raise ValueError(f"method: unknown method {method!r}; known: {', '.join(METHOD_FORMATS)}")
     if weights and len(weights) != len(sources):
         raise ValueError(f"dataset_weights: {len(weights)} weights for {len(sources)} datasets")
-    gate = eval_index(benchmark, decontamination)
+    gate, held_out = eval_index(benchmark, decontamination), dev_index(benchmark, decontamination)
     tokens = (model, max_length) if model and max_length else None
     checked = []
     for source in sources:
         rows, where, sha256 = source_rows(source, benchmark, paths)
         config = quality or QualityConfig()
-        checked.append(_check(source, rows, where, sha256, method, gate, config, benchmark, reward_funcs, tokens))
+        checked.append(
+            _check(source, rows, where, sha256, method, gate, config, benchmark, reward_funcs, tokens, held_out)
+        )
 
     rng = random.Random(seed)
     weights = weights or (1.0,) * len(sources)
