@@ -44,8 +44,10 @@ def test_gpu_arguments_fill_the_device_for_every_method(method: str) -> None:
     assert (arguments["per_device_train_batch_size"], arguments["gradient_accumulation_steps"]) == (32, 1)
     assert arguments["logging_steps"] == 10  # about 40 loss points, not a device sync every step
     assert arguments["use_liger_kernel"] is False  # not installed
-    assert arguments.get("padding_free_rows", False) is (method == "sft")
+    assert "padding_free_rows" not in arguments  # no FlashAttention: padded rows
     assert "use_vllm" not in arguments
+    with_flash_attention = device_arguments(params, DeviceFacts(cuda=True, bf16=True, flash_attention=True))
+    assert with_flash_attention.get("padding_free_rows", False) is (method == "sft")
 
 
 def test_optional_kernels_and_vllm_are_used_only_when_installed_on_a_gpu() -> None:
@@ -103,7 +105,7 @@ def test_sft_gpu_recipe_on_this_cpu_trains_padding_free_with_the_losses_of_padde
     tiny_model: Path, tmp_path: Path
 ) -> None:
     padded = _losses(tiny_model, tmp_path, "padded", CPU)
-    padding_free = _losses(tiny_model, tmp_path, "padding-free", DeviceFacts(cuda=True))
+    padding_free = _losses(tiny_model, tmp_path, "padding-free", DeviceFacts(cuda=True, flash_attention=True))
     assert len(padded) == len(padding_free) == 3
     assert all(math.isclose(a, b, rel_tol=2e-3) for a, b in zip(padded, padding_free, strict=True)), (
         padded,
@@ -120,7 +122,8 @@ def test_padding_free_batches_hold_no_pad_tokens_and_restart_positions_per_row(
 
     request = method_request(tiny_model, tmp_path, "collated", max_steps=1, per_device_train_batch_size=4)
     sft = get_method("sft")
-    config = sft.make_config(request, base_arguments(request, DeviceFacts(cuda=True)) | {"bf16": False})
+    gpu = DeviceFacts(cuda=True, flash_attention=True)
+    config = sft.make_config(request, base_arguments(request, gpu) | {"bf16": False})
     model, tokenizer = load_model_and_tokenizer(request.init_model)
     trainer: Any = sft.make_trainer(
         model, tokenizer, load_training_data(request, ("prompt", "completion")), config, request, []

@@ -13,11 +13,13 @@ On a CUDA GPU the recipe fills the device instead (each point is one argument be
   per forward pass: the same rows per optimizer step in fewer, larger forward passes.  TRL
   normalises the loss over the whole accumulated batch, so the optimisation is the same; the
   back-off splits the micro-batch again where it does not fit.
-- SFT: padding-free rows.  A micro-batch's rows are concatenated into one sequence whose
-  position ids restart at every row, so no pad token is computed; transformers derives the
-  block-diagonal attention mask from the position ids (FlashAttention reads the sequence
-  boundaries TRL passes).  Rows are still truncated to max_length, and each optimizer step sees
-  the same rows as padded batching would.  (DPO: TRL 1.16 disables `padding_free` for DPO.)
+- SFT, where FlashAttention (`flash_attn`) is installed: padding-free rows.  A micro-batch's rows
+  are concatenated into one sequence whose position ids restart at every row, so no pad token is
+  computed, and FlashAttention's variable-length kernel attends within each row from the row
+  boundaries TRL passes.  Rows are still truncated to max_length, and each optimizer step sees the
+  same rows as padded batching would.  Without a variable-length kernel the rows stay padded:
+  SDPA would get a block-diagonal mask over the whole micro-batch, quadratic in its total tokens.
+  (DPO: TRL 1.16 disables `padding_free` for DPO.)
 - Liger's Triton kernels (RMSNorm, RoPE, SwiGLU; TRL keeps its own fused LM head) when the
   optional `liger-kernel` package is installed: transformers imports it only when asked, and it is
   asked only on CUDA, so CPU machines and CI never need it.
@@ -50,6 +52,7 @@ class DeviceFacts:
     cuda: bool
     bf16: bool = False
     liger: bool = False  # the `liger_kernel` package can be imported
+    flash_attention: bool = False  # the `flash_attn` package can be imported
     vllm: bool = False  # the `vllm` package can be imported
     name: str = "cpu"
 
@@ -64,6 +67,7 @@ class DeviceFacts:
             cuda=True,
             bf16=torch.cuda.is_bf16_supported(),
             liger=importlib.util.find_spec("liger_kernel") is not None,
+            flash_attention=importlib.util.find_spec("flash_attn") is not None,
             vllm=importlib.util.find_spec("vllm") is not None,
             name=torch.cuda.get_device_name(),
         )
@@ -117,7 +121,7 @@ def device_arguments(params: IterationParams, device: DeviceFacts) -> dict[str, 
         "logging_steps": max(1, params.max_steps // LOGGED_POINTS),
         "use_liger_kernel": device.liger,
     }
-    if params.method == "sft":
+    if params.method == "sft" and device.flash_attention:
         arguments["padding_free_rows"] = True
     if params.method == "grpo" and device.vllm:
         arguments |= {"use_vllm": True, "vllm_mode": "colocate"}

@@ -29,7 +29,8 @@ class SFTRecipeConfig(RecipeFields, SFTConfig):
         default=False,
         metadata={
             "help": "Concatenate each micro-batch's rows (truncated to max_length) into one padding-free sequence "
-            "whose position ids restart per row; the GPU recipe turns it on. (TRL's own `padding_free` refuses "
+            "whose position ids restart per row; the GPU recipe turns it on where FlashAttention is installed, "
+            "and the model then attends with it. (TRL's own `padding_free` refuses "
             "max_length without packing, and packing would change how many rows a step sees.)"
         },
     )
@@ -61,6 +62,10 @@ def make_trainer(
         # What SFTTrainer does when it builds its collator itself: the model agrees with the tokenizer.
         model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
         model.generation_config.pad_token_id = tokenizer.pad_token_id
+        if model.device.type == "cuda":
+            # Attention within each row from the row boundaries, at the cost of the rows alone (SDPA,
+            # which CPU runs keep, masks the whole flattened micro-batch: right, but quadratic in it).
+            model.set_attn_implementation("flash_attention_2")
     return SFTTrainer(
         model=model,
         args=config,
