@@ -134,8 +134,17 @@ def _drop_saved_tensor_hooks() -> int:
     autograd = torch._C._autograd
     top = getattr(autograd, "_top_saved_tensors_default_hooks", None)
     pop = getattr(autograd, "_pop_saved_tensors_default_hooks", None)
+    if top is None or pop is None:  # private API: without it, nothing to check
+        return 0
+
+    def pushed() -> bool:
+        try:
+            return top(False) is not None  # (ignore_is_tracing) since torch 2.3
+        except TypeError:
+            return top() is not None
+
     dropped = 0
-    while top is not None and pop is not None and top(False) is not None and dropped < 1000:
+    while pushed() and dropped < 1000:
         pop()
         dropped += 1
     return dropped
