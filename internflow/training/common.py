@@ -62,7 +62,7 @@ def last_checkpoint(output_dir: Path) -> str | None:
 
 def base_arguments(request: TrainRequest, device: DeviceFacts | None = None) -> dict[str, Any]:
     """TrainingArguments every method shares, from the iteration's parameters and the device
-    (probed when not given): `device.device_arguments` says what differs on a GPU."""
+    (probed when not given): `internflow.training.device` says what differs on a GPU."""
     params = request.params
     return {
         "output_dir": request.checkpoint_dir,
