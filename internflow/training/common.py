@@ -18,6 +18,7 @@ from transformers import TrainerCallback
 from internflow.schemas import LossPoint, TrainFailure, TrainRequest, TrainResult
 from internflow.training import FAILURE_FILE, RESULT_FILE, RESULT_MARKER, get_method
 from internflow.training.data_check import check_training_data
+from internflow.training.device import DeviceFacts, device_arguments
 from internflow.training.oom import OutOfMemoryFailure, train_with_backoff
 
 if TYPE_CHECKING:
@@ -59,38 +60,31 @@ def last_checkpoint(output_dir: Path) -> str | None:
     return str(max(complete, key=lambda p: int(p.name.split("-")[-1]))) if complete else None
 
 
-def base_arguments(request: TrainRequest) -> dict[str, Any]:
-    """TrainingArguments every method shares, from the iteration's parameters."""
-    import torch
-
+def base_arguments(request: TrainRequest, device: DeviceFacts | None = None) -> dict[str, Any]:
+    """TrainingArguments every method shares, from the iteration's parameters and the device
+    (probed when not given): `internflow.training.device` says what differs on a GPU."""
     params = request.params
-    on_cpu = not torch.cuda.is_available()
     return {
         "output_dir": request.checkpoint_dir,
         "run_name": request.run_name,
         "project": request.trackio_project,
         "report_to": "none",  # trackio through `TrackioSteps`, which survives a resume
         "max_steps": params.max_steps,
-        "per_device_train_batch_size": params.per_device_train_batch_size,
-        "gradient_accumulation_steps": params.gradient_accumulation_steps,
         "learning_rate": params.learning_rate,
         "lr_scheduler_type": params.lr_scheduler_type,
         "warmup_steps": params.warmup_steps,
         "seed": params.seed,
-        "logging_steps": 1,
         "save_strategy": "steps",
         # A checkpoint every fifth of the run: a crash loses at most that much.
         "save_steps": max(10, params.max_steps // 5),
         "save_total_limit": 1,
-        "use_cpu": on_cpu,
-        "bf16": not on_cpu and torch.cuda.is_bf16_supported(),
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
         "use_lora": params.use_lora,
         "lora_r": params.lora_r,
         "lora_alpha": params.lora_alpha,
         "min_per_device_train_batch_size": params.min_per_device_train_batch_size,
-    }
+    } | device_arguments(params, device or DeviceFacts.probe())
 
 
 def lora_config(config: RecipeFields) -> LoraConfig | None:
@@ -185,20 +179,29 @@ def run_training(request: TrainRequest) -> TrainResult:
     tracker = TrackioSteps(request.trackio_project, request.run_name, params.model_dump(mode="json"))
     resumed_from = last_checkpoint(output_dir)  # a crashed earlier run of this same request
 
-    def build_trainer(batch_size: int, accumulation: int) -> Trainer:
+    def build_trainer(
+        batch_size: int, accumulation: int, gradient_checkpointing: bool = arguments["gradient_checkpointing"]
+    ) -> Trainer:
+        """A fresh trainer around a freshly loaded model: nothing of an attempt that ran out of memory."""
         config = method.make_config(
             request,
-            arguments | {"per_device_train_batch_size": batch_size, "gradient_accumulation_steps": accumulation},
+            arguments
+            | {
+                "per_device_train_batch_size": batch_size,
+                "gradient_accumulation_steps": accumulation,
+                "gradient_checkpointing": gradient_checkpointing,
+            },
         )
         model, tokenizer = load_model_and_tokenizer(request.init_model)
         return method.make_trainer(model, tokenizer, dataset, config, request, [tracker])
 
     trainer, batch_size, accumulation = train_with_backoff(
         build_trainer,
-        batch_size=params.per_device_train_batch_size,
-        accumulation=params.gradient_accumulation_steps,
+        batch_size=arguments["per_device_train_batch_size"],
+        accumulation=arguments["gradient_accumulation_steps"],
         floor=params.min_per_device_train_batch_size,
         checkpoint=lambda: last_checkpoint(output_dir),
+        gradient_checkpointing=arguments["gradient_checkpointing"],
     )
 
     model_path, adapter_path = _save(trainer, Path(request.model_dir), merge_lora=params.use_lora)
