@@ -65,22 +65,23 @@ def base_arguments(request: TrainRequest) -> dict[str, Any]:
 
     params = request.params
     on_cpu = not torch.cuda.is_available()
+    steps, warmup = params.trained_steps()  # a screen trains train_fraction of them
     return {
         "output_dir": request.checkpoint_dir,
         "run_name": request.run_name,
         "project": request.trackio_project,
         "report_to": "none",  # trackio through `TrackioSteps`, which survives a resume
-        "max_steps": params.max_steps,
+        "max_steps": steps,
         "per_device_train_batch_size": params.per_device_train_batch_size,
         "gradient_accumulation_steps": params.gradient_accumulation_steps,
         "learning_rate": params.learning_rate,
         "lr_scheduler_type": params.lr_scheduler_type,
-        "warmup_steps": params.warmup_steps,
+        "warmup_steps": warmup,
         "seed": params.seed,
         "logging_steps": 1,
         "save_strategy": "steps",
         # A checkpoint every fifth of the run: a crash loses at most that much.
-        "save_steps": max(10, params.max_steps // 5),
+        "save_steps": max(10, steps // 5),
         "save_total_limit": 1,
         "use_cpu": on_cpu,
         "bf16": not on_cpu and torch.cuda.is_bf16_supported(),
