@@ -47,6 +47,7 @@ __all__ = [
     "LiteratureReport",
     "LiteratureRequest",
     "LossPoint",
+    "NoProposal",
     "Paper",
     "PreparedDataset",
     "RowFormat",
@@ -640,6 +641,13 @@ class Proposal(_Frozen):
         "accept", description="What the doom-loop guard did: accepted, rejected once then accepted, or forced."
     )
     guard_reasons: str = Field("", description="The guard's detections, when it intervened.")
+
+
+class NoProposal(_Frozen):
+    """The planning step's answer when nothing is proposed: why, which becomes the campaign's stop reason."""
+
+    reason: str
+    source: str = Field("", description="Which planner (or the guard) had nothing left.")
 
 
 class IterationResult(_Frozen):
