@@ -171,7 +171,9 @@ def _switch_method(p: IterationParams, state: PlannerState) -> IterationParams |
     learning rate is not an SFT one), on that method's data."""
     for method in allowed_methods():
         datasets = state.datasets_for(method)
-        if method != p.method and datasets:
+        # GRPO from a base model that never answers right gets no reward to learn from.
+        hopeless = method == "grpo" and state.baseline.accuracy < MIN_START_ACCURACY
+        if method != p.method and datasets and not hopeless:
             recipe = load_recipe(state.config.model, f"{method}/default", datasets[:1])
             return recipe.model_copy(update={"datasets": datasets[:1], "dataset_weights": (), "seed": p.seed})
     return None

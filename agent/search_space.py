@@ -124,8 +124,8 @@ class SearchSpace(BaseModel):
         lines = [
             f"- method: one of {list(self.methods)}",
             f"- datasets: a non-empty list, mixed, of datasets that can train the method ({per_method})",
-            f"- reward_funcs (GRPO): a non-empty list of {list(self.rewards)}; 'exact_answer' judges with the "
-            "task's own answer checker",
+            f"- reward_funcs: a non-empty list of {list(self.rewards)} — GRPO: 'exact_answer' rewards what the "
+            "task's own judge accepts",
         ]
         for name in PLANNED:
             if name in ("method", "datasets", "reward_funcs"):
@@ -136,7 +136,7 @@ class SearchSpace(BaseModel):
             if choices:
                 allowed = " or ".join(str(c).lower() if isinstance(c, bool) else f'"{c}"' for c in choices)
             elif name == "dataset_weights":
-                allowed = "a list of weights > 0, one per dataset in order (empty: equal shares)"
+                allowed = "a list of weights > 0"
             else:
                 low, high = self.bounds.get(name) or _schema_range(name)
                 allowed = f"{low:g} to {high:g}" if low is not None and high is not None else "a number"
