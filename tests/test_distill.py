@@ -286,3 +286,42 @@ def test_self_distill_task_samples_on_the_campaign_vllm_server_with_the_starting
     assert check.rows_in == 16, "4 prompts × 4 answers, n=4 per prompt in one request"
     distilled = {r["prompt"][0]["content"] for r in rows if r not in _rows(_arithmetic_rows(tmp_path).path)}
     assert distilled == {"3 + 4 =", "5 + 2 =", "1 + 6 ="}, "the taught model's answers, judged against each reference"
+
+
+def test_an_iteration_with_self_distillation_trains_on_the_distilled_rows(
+    prefect_harness, taught_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole iteration flow: dataset → self-distill (from the base model, transformers) → train."""
+    from agent.planner import load_recipe
+    from flows.iteration import research_iteration
+    from internflow.schemas import DataSource, IterationContext
+    from internflow.workspace import Workspace
+    from tasks.evaluate import evaluate_model
+
+    monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")
+    rows = tmp_path / "sevens.jsonl"
+    sums = [(3, 4), (5, 2), (1, 6), (6, 2), (2, 5), (4, 3), (6, 1), (5, 3)]
+    rows.write_text("".join(json.dumps({"prompt": f"Please add {a} and {b}.", "completion": str(a + b)}) + "\n"
+                            for a, b in sums))  # fmt: skip
+    source = DataSource(id="sevens", kind="local", path=str(rows))
+    workspace = Workspace.open(tmp_path / "ws")
+    baseline = evaluate_model(
+        str(taught_model), "taught", "arithmetic", 4, 0, "baseline", workspace.samples_dir, backend="transformers"
+    )
+    context = IterationContext(
+        index=1, workspace=str(workspace.root), base_model=str(taught_model), base_fingerprint="taught",
+        benchmark="arithmetic", eval_limit=4, baseline=baseline, eval_backend="transformers", data_sources=(source,),
+    )  # fmt: skip
+    params = load_recipe("tiny", "sft/smoke", ("sevens",)).model_copy(
+        update={"max_train_samples": 8, "max_steps": 2, "self_distill_k": 2, "self_distill_temperature": 0.5}
+    )
+
+    result = research_iteration(params, context)
+
+    check = result.data.checks[-1]
+    assert check.name == "self-distilled" and check.rows_in == 16 and check.rows_kept >= 4
+    assert [s.name for s in result.data.sources] == ["sevens", "self-distilled"]
+    assert result.data.rows == 8 + check.rows_kept and result.train.steps == 2
+    trained_on = _rows(result.data.path)
+    assert {"prompt": [{"role": "user", "content": "Please add 5 and 2."}],
+            "completion": [{"role": "assistant", "content": ANSWER}]} in trained_on  # fmt: skip
