@@ -175,7 +175,7 @@ def test_proposals_stay_inside_the_parameter_bounds_after_many_improvements() ->
 
 
 def test_data_moves_only_pick_datasets_that_can_train_the_method() -> None:
-    from agent.search_policy import _add_dataset, _switch_method
+    from agent.moves import _add_dataset, _switch_method
 
     state = _state().model_copy(
         update={
