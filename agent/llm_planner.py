@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 import yaml
 from pydantic import ValidationError
 
+from agent.moves import MOVES
 from agent.planner import Planner, PlannerState, load_recipe
-from agent.search_policy import MOVES, SearchPolicy
+from agent.search_policy import SearchPolicy
 from agent.search_space import PlannerOutput, PlannerOutputError, SearchSpace
 from internflow.schemas import IterationParams, Proposal
 
