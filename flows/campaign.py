@@ -21,7 +21,7 @@ from internflow.benchmarks import get_benchmark
 from internflow.evaluation.integrity import pin_evaluator
 from internflow.ledger import CampaignLedger
 from internflow.preflight import Preflight, preflight
-from internflow.schemas import CampaignConfig, CampaignReport, IterationParams, LiteratureRequest
+from internflow.schemas import CampaignConfig, CampaignReport, IterationParams, LiteratureRequest, NoProposal
 from internflow.workspace import Workspace
 from tasks.discover import discover_data
 from tasks.evaluate import eval_server, evaluate_model
@@ -120,8 +120,8 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
 
         while not (reason := out_of_budget()):
             proposal = plan_next_iteration(ledger.planner_state())
-            if proposal is None:
-                reason = "planner: nothing left worth trying"
+            if isinstance(proposal, NoProposal):
+                reason = f"planner: {proposal.reason}"
                 break
             log.info(narration.proposal_line(ledger.done + 1, proposal))
             if reason := out_of_budget(proposal.params):

@@ -64,19 +64,20 @@ def base_arguments(request: TrainRequest, device: DeviceFacts | None = None) -> 
     """TrainingArguments every method shares, from the iteration's parameters and the device
     (probed when not given): `internflow.training.device` says what differs on a GPU."""
     params = request.params
+    steps, warmup = params.trained_steps()  # a screen trains train_fraction of them
     return {
         "output_dir": request.checkpoint_dir,
         "run_name": request.run_name,
         "project": request.trackio_project,
         "report_to": "none",  # trackio through `TrackioSteps`, which survives a resume
-        "max_steps": params.max_steps,
+        "max_steps": steps,
         "learning_rate": params.learning_rate,
         "lr_scheduler_type": params.lr_scheduler_type,
-        "warmup_steps": params.warmup_steps,
+        "warmup_steps": warmup,
         "seed": params.seed,
         "save_strategy": "steps",
         # A checkpoint every fifth of the run: a crash loses at most that much.
-        "save_steps": max(10, params.max_steps // 5),
+        "save_steps": max(10, steps // 5),
         "save_total_limit": 1,
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
