@@ -94,7 +94,7 @@ def test_evaluate_scores_a_model_on_a_task_spec_without_training(tiny_model: Pat
         "-w", str(workspace), env={"INTERNFLOW_OFFLINE": "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "sums:" in result.stdout and "n=3" in result.stdout and "answers from transformers" in result.stdout
+    assert "sums (test):" in result.stdout and "n=3" in result.stdout and "answers from transformers" in result.stdout
     assert len((workspace / "eval-samples").glob("evaluate-*.jsonl").__next__().read_text().splitlines()) == 3
 
     refused = _run("evaluate", "--benchmark", str(tmp_path / "missing.yaml"), "-w", str(workspace))
