@@ -26,6 +26,7 @@ __all__ = [
     "default_cache_dir",
     "load_model_and_tokenizer",
     "materialize_default_model",
+    "model_content_fingerprint",
     "model_fingerprint",
     "resolve_model",
 ]
@@ -137,6 +138,29 @@ def model_fingerprint(model_path: str) -> str:
             digest.update(str(item.stat().st_size).encode())
             if item.suffix == ".json":
                 digest.update(item.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# (file, size, mtime_ns) → sha256: a model folder is hashed once per process while it is unchanged.
+_CONTENT_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def model_content_fingerprint(model_path: str) -> str:
+    """The sha256 of every file in a model folder (relative names and bytes, sorted; LoRA adapter
+    sub-folders included): what an evaluation scored, so a model retrained into the same folder
+    is a new evaluation.  A Hub id is its own fingerprint.  SmolLM2's 0.5 GB takes ~0.4 s; a file
+    unchanged since (same size and mtime) is not read again in this process."""
+    root = Path(model_path)
+    if not root.is_dir():
+        return model_path
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        stat = path.stat()
+        memo = (str(path), stat.st_size, stat.st_mtime_ns)
+        if memo not in _CONTENT_HASHES:
+            with path.open("rb") as handle:
+                _CONTENT_HASHES[memo] = hashlib.file_digest(handle, "sha256").hexdigest()
+        digest.update(f"{path.relative_to(root).as_posix()}\0{_CONTENT_HASHES[memo]}\n".encode())
     return digest.hexdigest()[:16]
 
 

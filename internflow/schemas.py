@@ -287,7 +287,7 @@ class TrainRequest(_Frozen):
 class TrainFailure(_Frozen):
     """Why a training run failed, written by the training process for the diagnose stage."""
 
-    kind: Literal["out_of_memory", "error"]
+    kind: Literal["out_of_memory", "disk_full", "error"]
     message: str
     attempts: tuple[str, ...] = Field((), description="Batch settings tried, in order (OOM back-off).")
 
@@ -372,6 +372,7 @@ FindingKind = Literal[
     "length_collapse",
     "regressed_vs_best",
     "out_of_memory",
+    "disk_full",
     "train_failed",
     "stage_failed",
 ]

@@ -18,7 +18,7 @@ from typing import Any
 from lighteval.models.abstract_model import LightevalModel
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import INPUTS, TASK_SOURCE
+from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 from transformers import AutoTokenizer
 
 from internflow.benchmarks import Benchmark, BenchmarkItem, get_benchmark
@@ -27,6 +27,7 @@ from internflow.evaluation.integrity import check_evaluator
 from internflow.evaluation.lighteval_models import InProcessTransformersModel, ServedOpenAIModel
 from internflow.evaluation.lighteval_tasks import dump_samples, run_lighteval
 from internflow.evaluation.server import EvalServerError, VLLMServer, load_adapter, load_weights, served_model_name
+from internflow.models import model_content_fingerprint
 from internflow.schemas import EvalBackend, EvalResult, ServedModel
 
 logger = logging.getLogger(__name__)
@@ -158,10 +159,15 @@ def campaign_server_for(
     return None
 
 
-# The server is where answers come from, not what they are: it stays out of the cache key.
+def _model_content(task_ctx: Any, inputs: dict[str, Any]) -> str:
+    return model_content_fingerprint(inputs["model_path"])
+
+
+# The server is where answers come from, not what they are: it stays out of the cache key.  The
+# model's content is in it: a model retrained into the same folder is evaluated again.
 @task(
     name="evaluate",
-    cache_policy=(INPUTS - "server") + TASK_SOURCE,
+    cache_policy=(INPUTS - "server") + TASK_SOURCE + CachePolicy.from_cache_key_fn(_model_content),
     persist_result=True,
     retries=1,
     retry_delay_seconds=5,
