@@ -193,41 +193,55 @@ def train(
     max_steps: Annotated[int | None, typer.Option(help="Override the recipe's max_steps.")] = None,
 ) -> None:
     """Run one recipe directly (no campaign, no Prefect): train and print the typed result."""
-    import hashlib
-
     from pydantic import ValidationError
 
     from agent.planner import load_recipe
     from internflow.benchmarks import UnknownBenchmarkError, get_benchmark
+    from internflow.catalog import read_rows
+    from internflow.models import check_hub_model, model_fingerprint, resolve_model
+    from internflow.training import get_method
     from internflow.workspace import Workspace, WorkspaceError
 
     if not data.is_file():
         raise _fail(f"data: no such file {data.resolve()}")
-    try:
+    try:  # bad rows, model or recipe are refused here, named, before a child process is started
         bench = get_benchmark(benchmark)
         params = load_recipe(model, recipe, bench.default_datasets)
         if max_steps is not None:
             params = params.model_validate(params.model_dump() | {"max_steps": max_steps})
+        rows, sha256 = read_rows(data)
+        _check_columns(data, rows, get_method(params.method).required_columns, params.method)
+        init_model = resolve_model(model)
+        check_hub_model(init_model)
         ws = Workspace.open(workspace)
     except (ValueError, UnknownBenchmarkError, WorkspaceError, ValidationError) as error:
         raise _fail(str(error)) from None
     os.environ.update(ws.process_env())
 
     from internflow.execution import TrainingFailed, get_backend
-    from internflow.models import model_fingerprint, resolve_model
     from internflow.schemas import PreparedDataset
     from tasks.train import build_train_request
 
-    fingerprint = hashlib.sha256(data.read_bytes()).hexdigest()[:16]
-    rows = sum(1 for line in data.open() if line.strip())
-    prepared = PreparedDataset(path=str(data.resolve()), rows=rows, sources=(), fingerprint=fingerprint)
-    init_model = resolve_model(model)
+    prepared = PreparedDataset(path=str(data.resolve()), rows=len(rows), sources=(), fingerprint=sha256[:16])
     request = build_train_request(init_model, model_fingerprint(init_model), prepared, params, ws, benchmark, backend)
     try:
         result = get_backend(backend).run(request, console.print)
     except (TrainingFailed, ValueError) as error:
         raise _fail(str(error)) from None
     console.print_json(result.model_dump_json())
+
+
+def _check_columns(data: Path, rows: list[dict], columns: tuple[str, ...], method: str) -> None:
+    """Every row has the method's columns; the first that lacks one is named by its line."""
+    if not rows:
+        raise ValueError(f"data: {data} has no rows")
+    lines = [n for n, line in enumerate(data.read_bytes().split(b"\n"), start=1) if line.strip()]  # rows' lines
+    for line, row in zip(lines, rows, strict=False):
+        if missing := [c for c in columns if c not in row]:
+            raise ValueError(
+                f"data: {data}:{line}: the row lacks column(s) {missing} that method {method!r} needs "
+                f"(expected {list(columns)}, found {sorted(row)})"
+            )
 
 
 @app.command()

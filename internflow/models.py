@@ -9,6 +9,7 @@ build and are not wanted) and materialized once into a plain Hugging Face folder
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # heavy imports stay lazy: `internflow --help` must not impor
 __all__ = [
     "DEFAULT_MODEL",
     "ModelNotFoundError",
+    "check_hub_model",
     "default_cache_dir",
     "load_model_and_tokenizer",
     "materialize_default_model",
@@ -59,6 +61,7 @@ def resolve_model(model: str, cache_dir: Path | None = None) -> str:
     if path.exists():
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(f"model: {path} exists but is not a Hugging Face model folder (no config.json)")
+        _check_config(path / "config.json")
         return str(path.resolve())
     looks_like_hub_id = model.count("/") == 1 and not model.startswith((".", "/", "~"))
     if looks_like_hub_id:
@@ -67,6 +70,56 @@ def resolve_model(model: str, cache_dir: Path | None = None) -> str:
         f"model: {model!r} is not the embedded default ({DEFAULT_MODEL!r}), "
         "not an existing local folder, and not a Hub id of the form 'owner/name'"
     )
+
+
+def _check_config(config_file: Path) -> None:
+    """A readable transformers config: a truncated or foreign config.json is refused here, named,
+    rather than failing the campaign's first server start or training run."""
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ModelNotFoundError(f"model: {config_file}:{error.lineno}: not valid JSON ({error.msg})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelNotFoundError(f"model: {config_file}: cannot be read ({error})") from None
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise ModelNotFoundError(f"model: {config_file}: no model_type (expected a transformers model config)")
+
+
+def check_hub_model(model: str) -> None:
+    """For a Hub id: refuse, before anything is spent, a model this machine cannot get.
+
+    A model already in the local Hugging Face cache passes (offline too).  Otherwise offline mode
+    refuses it; online, the Hub is asked about it once (through internflow.http: timeouts,
+    retries and a deadline, so an unreachable Hub costs seconds, not minutes).  Local folders
+    and the embedded default are not Hub ids and pass.
+    """
+    if model == DEFAULT_MODEL or Path(model).expanduser().exists():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    from internflow.http import ServiceError, get, offline_reason, session_for
+
+    if isinstance(try_to_load_from_cache(model, "config.json"), str):
+        return
+    if reason := offline_reason():
+        raise ModelNotFoundError(
+            f"model: {model!r} is a Hub id not in the local Hugging Face cache, and {reason} forbids downloading it"
+        )
+    session = session_for("hf-hub", base_url=os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    if token := os.environ.get("HF_TOKEN"):
+        session.headers["Authorization"] = f"Bearer {token}"
+    try:
+        get(session, f"/api/models/{model}")
+    except ServiceError as error:
+        if error.status in (401, 403, 404):
+            raise ModelNotFoundError(
+                f"model: no model {model!r} on the Hub that this machine may read ({error.cause}; "
+                "a gated or private model needs HF_TOKEN)"
+            ) from None
+        raise ModelNotFoundError(
+            f"model: cannot reach the Hub to get {model!r} ({error.cause}); download it while online "
+            "(it is then read from the cache) or pass a local folder"
+        ) from None
 
 
 def materialize_default_model(cache_dir: Path) -> Path:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from internflow.benchmarks import get_benchmark
 from internflow.catalog import validate_catalog
-from internflow.models import model_fingerprint, resolve_model
+from internflow.models import check_hub_model, model_fingerprint, resolve_model
 from internflow.schemas import CampaignConfig
 
 __all__ = ["Preflight", "preflight"]
@@ -51,6 +51,7 @@ def preflight(config: CampaignConfig) -> Preflight:
     get_planner(config)
     load_recipe(config.model, config.recipe, benchmark.default_datasets)
     base_model = resolve_model(config.model)  # last: the only check that may download
+    check_hub_model(base_model)  # a Hub id this machine cannot get is refused now, not after minutes
     return Preflight(
         base_model=base_model,
         base_fingerprint=model_fingerprint(base_model),

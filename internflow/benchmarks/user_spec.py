@@ -87,12 +87,20 @@ def _judge(metric: str) -> Callable[[str, str], bool]:
 
 def _items(spec: TaskSpec, data_file: Path) -> list[BenchmarkItem]:
     items = []
-    for line_no, line in enumerate(data_file.read_text(encoding="utf-8").splitlines(), start=1):
+    raw = data_file.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad_line = raw.count(b"\n", 0, error.start) + 1
+        raise TaskSpecError(f"{data_file}:{bad_line}: not UTF-8") from None
+    for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{data_file}:{line_no}"
         try:
             row = json.loads(line)
+            if not isinstance(row, dict):
+                raise TaskSpecError(f"{where}: expected a JSON object (field: value), got a {type(row).__name__}")
             question = spec.prompt_template.format(**row)
             choices = tuple(str(c) for c in row[spec.choices_field]) if spec.choices_field else ()
             answer = row[spec.answer_field]
@@ -115,7 +123,7 @@ def load_task_spec(path: Path) -> Benchmark:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         spec = TaskSpec.model_validate(raw)
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise TaskSpecError(f"{path}: cannot read the task spec: {error}") from None
     except ValidationError as error:
         fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(spec)'}: {e['msg']}" for e in error.errors())
