@@ -17,6 +17,8 @@ from internflow.benchmarks import get_benchmark
 from internflow.evaluation.integrity import pin_evaluator
 from internflow.ledger import CampaignLedger
 from internflow.preflight import preflight
+from internflow.resume import one_campaign_per_workspace, resume, unfinished_record
+from internflow.retention import DiskBudget
 from internflow.schemas import CampaignConfig, CampaignReport, IterationParams
 from internflow.workspace import Workspace
 from tasks.evaluate import eval_server, evaluate_model
@@ -30,6 +32,12 @@ __all__ = ["campaign"]
 @flow(name="campaign", flow_run_name="campaign-{config.benchmark}")
 def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # noqa: B008 (Prefect form default)
     workspace = Workspace.open(config.workspace)
+    # One campaign per workspace (a second is refused); the runs a killed one left "Running" become Crashed.
+    with one_campaign_per_workspace(workspace.root):
+        return _campaign(config, workspace)
+
+
+def _campaign(config: CampaignConfig, workspace: Workspace) -> CampaignReport:
     checked = preflight(config)  # refuse bad input before spending anything
     benchmark = get_benchmark(config.benchmark)
     storage = workspace.results_dir  # persisted results and cache records live in the workspace
@@ -53,6 +61,9 @@ def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # no
         ledger = CampaignLedger(
             config, str(workspace.root), checked.base_model, checked.base_fingerprint, baseline, served, evaluator
         )
+        resume(ledger, unfinished_record(workspace.report_json, config))  # a killed campaign goes on from its record
+        publish_report(ledger.report("running", str(flow_run.id)), workspace.report_json)
+        disk = DiskBudget(workspace, checked.base_model, config.keep_last_models)
 
         def out_of_budget(next_params: IterationParams | None = None) -> str | None:
             estimate = estimate_iteration_seconds(next_params, ledger.history) if next_params else None
@@ -74,7 +85,7 @@ def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # no
             if proposal is None:
                 reason = "planner: nothing left worth trying"
                 break
-            if reason := out_of_budget(proposal.params):
+            if reason := out_of_budget(proposal.params) or disk.before_iteration():
                 break
             approval = request_approval(proposal, estimate_iteration_seconds(proposal.params, ledger.history), config)
             if approval.decision == "reject":
@@ -87,6 +98,8 @@ def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # no
                 )
             ledger.record(proposal, outcome)
             publish_report(ledger.report("running", str(flow_run.id)), workspace.report_json)
+            if reason := disk.after_iteration(ledger):  # retention; a full disk stops the campaign
+                break
 
         # Quick evals on a seeded subset during the campaign; the final model gets the whole test split.
         if config.eval_limit is not None and config.eval_limit < len(benchmark.load("test")):

@@ -90,14 +90,18 @@ def run(
     except ValidationError as error:
         raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())) from None
 
+    from internflow.prefect_server import TemporaryServer
     from internflow.workspace import Workspace, WorkspaceError
+    from internflow.workspace_lock import WorkspaceBusy, claim_workspace
 
     try:
         ws = Workspace.open(config.workspace)
-    except WorkspaceError as error:
+        claim_workspace(ws.root, "campaign")  # one writer per workspace, held until this command exits
+    except (WorkspaceError, WorkspaceBusy) as error:
         raise _fail(str(error)) from None
     # Before prefect/trackio/datasets are imported: they read these once, at import.
     os.environ.update(ws.process_env())
+    server = TemporaryServer.reserve()  # the run history's API, started below; it dies with this command
 
     from internflow.preflight import preflight
 
@@ -107,6 +111,8 @@ def run(
     except ValueError as error:
         raise _fail(str(error)) from None
 
+    if server is not None:
+        server.start(ws.logs_dir)
     from flows.campaign import campaign
 
     report = campaign(config)
@@ -140,16 +146,20 @@ def evaluate(
 ) -> None:
     """Score a model on a benchmark without training: accuracy with n and its 95% CI; every sample in
     the workspace and, worst first, in the `evaluation` artifact."""
+    from internflow.prefect_server import TemporaryServer
     from internflow.workspace import Workspace, WorkspaceError
+    from internflow.workspace_lock import WorkspaceBusy, claim_workspace
 
     if eval_backend not in ("vllm", "transformers"):
         raise _fail(f"eval_backend: expected 'vllm' or 'transformers', got {eval_backend!r}")
     backend: EvalBackend = "vllm" if eval_backend == "vllm" else "transformers"
     try:
         ws = Workspace.open(workspace)
-    except WorkspaceError as error:
+        claim_workspace(ws.root, "internflow evaluate")
+    except (WorkspaceError, WorkspaceBusy) as error:
         raise _fail(str(error)) from None
     os.environ.update(ws.process_env())  # before prefect/datasets are imported: they read these once
+    server = TemporaryServer.reserve()
 
     from prefect import flow
 
@@ -163,6 +173,8 @@ def evaluate(
         bench.load("test")
         path = resolve_model(model)
         evaluator = pin_evaluator(ws.root, bench)
+        if server is not None:
+            server.start(ws.logs_dir)
         with eval_server(backend, path, eval_endpoint, ws.logs_dir) as served:
             # In a flow run of its own: the run, its task and the artifact show up in the Prefect UI.
             result = flow(name="evaluate", flow_run_name=f"evaluate-{bench.name}")(
@@ -201,6 +213,7 @@ def train(
     from internflow.models import check_hub_model, model_fingerprint, resolve_model
     from internflow.training import get_method
     from internflow.workspace import Workspace, WorkspaceError
+    from internflow.workspace_lock import WorkspaceBusy, claim_workspace
 
     if not data.is_file():
         raise _fail(f"data: no such file {data.resolve()}")
@@ -214,7 +227,8 @@ def train(
         init_model = resolve_model(model)
         check_hub_model(init_model)
         ws = Workspace.open(workspace)
-    except (ValueError, UnknownBenchmarkError, WorkspaceError, ValidationError) as error:
+        claim_workspace(ws.root, "internflow train")  # not beside a campaign training into the same folders
+    except (ValueError, UnknownBenchmarkError, WorkspaceError, WorkspaceBusy, ValidationError) as error:
         raise _fail(str(error)) from None
     os.environ.update(ws.process_env())
 

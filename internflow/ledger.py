@@ -51,6 +51,7 @@ class CampaignLedger:
     started: float = field(default_factory=time.monotonic)
     history: list[IterationResult] = field(default_factory=list)
     failures: list[FailedIteration] = field(default_factory=list)
+    resumed_from: tuple[str, ...] = ()  # killed runs of this campaign whose record it continues
 
     @property
     def done(self) -> int:
@@ -140,4 +141,5 @@ class CampaignLedger:
             elapsed_s=self.elapsed_s,
             flow_run_id=flow_run_id,
             final_full=self.final_full,
+            resumed_from=self.resumed_from,
         )

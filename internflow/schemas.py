@@ -172,6 +172,12 @@ class CampaignConfig(_Frozen):
         description="OpenAI-compatible URL (…/v1) of a vLLM server you run for the base model, with runtime "
         "LoRA loading on; none: internflow starts and stops its own.",
     )
+    keep_last_models: int = Field(
+        2,
+        ge=0,
+        description="Model folders kept besides the best iteration's: those of the last N iterations (older ones, "
+        "and every finished run's optimizer checkpoints, are deleted to bound the disk).",
+    )
     approval_timeout_s: int = Field(3600, ge=1, description="How long a paused run waits for an answer.")
     approval_default: Literal["approve", "reject"] = Field(
         "reject", description="What an unanswered approval becomes after the timeout."
@@ -492,4 +498,7 @@ class CampaignReport(_Frozen):
     flow_run_id: str | None = None
     final_full: EvalResult | None = Field(
         None, description="The final model (the best, else the base) on the whole test split, when evals used a subset."
+    )
+    resumed_from: tuple[str, ...] = Field(
+        (), description="Flow runs of this campaign killed before they finished, whose record it continued."
     )
