@@ -182,3 +182,33 @@ def test_train_refuses_a_truncated_jsonl_naming_file_and_line(tiny_model: Path, 
     )
     assert f"{data}:7: invalid JSON" in _one_line(result)
     assert not (tmp_path / "ws" / "checkpoints").exists(), "refused before a child process was started"
+
+
+def test_train_run_twice_trains_once_and_keeps_the_model(tiny_model: Path, tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"{a} + {a} ="}],
+            "completion": [{"role": "assistant", "content": str(2 * a)}],
+        }
+        for a in range(32)
+    ]
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    args = ("train", "--recipe", "sft/smoke", "--data", str(data), "--model", str(tiny_model), "--max-steps", "4")
+
+    def train() -> tuple[subprocess.CompletedProcess[str], dict, str]:
+        done = _run(*args, "-w", str(tmp_path / "ws"))
+        assert done.returncode == 0, done.stderr[-3000:]
+        result = json.loads(done.stdout[done.stdout.rindex('{\n  "model_path"') :])
+        weights = Path(result["model_path"]) / "model.safetensors"
+        return done, result, hashlib.sha256(weights.read_bytes()).hexdigest()
+
+    _, first, trained = train()
+    again, second, kept = train()
+
+    assert (first["steps"], second["steps"]) == (4, 4), "a re-run must not train a step more (it gave 4 → 5 → 6)"
+    assert "already trained" in " ".join(again.stdout.split())
+    assert second["model_path"] == first["model_path"] and kept == trained, "the model must not be replaced"
