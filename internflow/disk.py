@@ -17,7 +17,8 @@ from pathlib import Path
 __all__ = ["DISK_FULL_TEXT", "folder_bytes", "free_bytes", "gib", "is_disk_full"]
 
 DISK_FULL_TEXT = re.compile(
-    r"No space left on device|StorageFull|Disk quota exceeded|database or disk is full|ENOSPC|out of disk space",
+    r"No space left on device|StorageFull|Disk quota exceeded|database or disk is full|ENOSPC|out of disk space"
+    r"|Not enough disk space",  # datasets' own check before it writes a cache
     re.IGNORECASE,
 )
 

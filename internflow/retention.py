@@ -12,7 +12,9 @@ a stop reason rather than a crash.
   still exists), or, before the first, 7× the base model's weights (a full fine-tune's
   checkpoint holds the weights and Adam's two moments, twice at a save, plus the final model).
 - **A full disk** during an iteration fails that iteration (`disk_full` finding) and stops the
-  campaign with a stop reason that says so, after pruning.
+  campaign with a stop reason that says so, after pruning and dropping what can be rebuilt
+  (lighteval work files, datasets caches, half-saved models); report writes that still fail keep
+  the last `report.json`.
 """
 
 from __future__ import annotations
@@ -108,6 +110,14 @@ class DiskBudget:
             return None
         return f"disk: the next iteration needs ~{gib(needed)} ({how}), {gib(free)} free in {self.workspace.root}"
 
+    def _drop_caches(self) -> None:
+        """What can be rebuilt: lighteval's work files, datasets caches, half-saved model folders."""
+        root = self.workspace.root
+        for folder in [root / "eval-work", root / "hf-cache", *root.glob("checkpoints/*/hf-datasets")]:
+            _remove(folder)
+        for staging in root.glob("models/*.partial"):
+            _remove(staging)
+
     def after_iteration(self, ledger: CampaignLedger) -> str | None:
         """Measure what the iteration added, prune, and return the stop reason when the iteration
         failed for want of disk space."""
@@ -117,6 +127,7 @@ class DiskBudget:
         last = ledger.failures[-1] if ledger.failures else None
         if last is None or last.index != ledger.done or not any(f.kind == "disk_full" for f in last.findings):
             return None
+        self._drop_caches()  # room for the campaign's last words (report.json, the report)
         return (
             f"disk full: iteration {last.index} could not write to {self.workspace.root} "
             f"({gib(free_bytes(self.workspace.root))} free after pruning)"

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from internflow.disk import is_disk_full
 from internflow.schemas import CampaignReport
 
 __all__ = ["leaderboard_rows", "publish_report"]
@@ -81,8 +82,14 @@ def leaderboard_rows(report: CampaignReport) -> list[dict[str, object]]:
 @task(name="report", cache_policy=NO_CACHE)
 def publish_report(report: CampaignReport, path: Path) -> Path:
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(report.model_dump_json(indent=2))
-    tmp.replace(path)  # atomic: a reader never sees half a report
+    try:
+        tmp.write_text(report.model_dump_json(indent=2))
+        tmp.replace(path)  # atomic: a reader never sees half a report
+    except OSError as error:  # a full disk must not end the campaign: the last report stays
+        if not is_disk_full(error):
+            raise
+        tmp.unlink(missing_ok=True)
+        get_run_logger().error("%s keeps its last version: the disk is full (%s)", path, error)
     create_table_artifact(
         key="leaderboard",
         table=leaderboard_rows(report),

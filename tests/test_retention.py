@@ -103,3 +103,45 @@ def test_a_disk_that_fills_while_training_fails_the_iteration_and_stops_the_camp
     assert f"stop reason: disk full: iteration 1 could not write to {workspace}" in " ".join(done.stdout.split())
     # Prefect logs the failed train task and iteration once each; no retry, no cascade of tracebacks.
     assert output.count("Traceback (most recent call last)") <= 2, output[-6000:]
+
+
+def test_a_real_disk_filled_by_another_process_mid_training_ends_the_campaign_cleanly(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """The same drill on a real 40 MB tmpfs (run history included), filled to the last byte as the
+    first iteration starts training; where mounting is not permitted the write-hook test above stands."""
+    import time
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        workspace = disk / "ws"
+        env = os.environ | {"INTERNFLOW_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+        env.pop("PREFECT_API_URL", None)
+        command = [
+            sys.executable, "-m", "internflow.cli", "run", "--model", str(tiny_model), "--workspace", str(workspace),
+            "--recipe", "sft/smoke", "--planner", "search", "--eval-backend", "transformers", "--max-iterations", "3",
+            "--eval-limit", "8",
+        ]  # fmt: skip
+        log = tmp_path / "campaign.log"
+        campaign = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        deadline = time.monotonic() + 600
+        while not list(workspace.glob("checkpoints/*/request.json")):
+            assert campaign.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+        with (disk / "ballast").open("wb", buffering=0) as ballast:  # another process takes every byte left
+            try:
+                while ballast.write(b"\0" * 2**16):
+                    pass
+            except OSError:
+                pass
+        assert campaign.wait(timeout=1200) == 0, log.read_text()[-4000:]
+        output = log.read_text()
+        assert "stop reason: disk full: iteration 1 could not write to" in " ".join(output.split())
+        assert output.count("Traceback (most recent call last)") <= 2, output[-6000:]
+        assert json.loads((workspace / "report.json").read_text())["baseline"], "report.json keeps its last version"
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

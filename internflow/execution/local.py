@@ -24,7 +24,18 @@ from internflow.training import FAILURE_FILE, REQUEST_FILE, RESULT_FILE, finishe
 
 __all__ = ["LocalProcess"]
 
+
+def _read_failure(path: Path) -> TrainFailure | None:
+    """The child's failure.json; None when absent or unreadable (a full disk can leave it empty)."""
+    try:
+        return TrainFailure.model_validate_json(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 _TAIL_LINES = 40
+# What the child prints on a full disk (the one word left when even failure.json cannot be written).
+_DISK_FULL_LINE = "internflow: out of disk space: "
 _LOG_EVERY_S = 10.0
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +78,9 @@ class LocalProcess:
                     last_logged = time.monotonic()
         if child.returncode != 0 or not (checkpoint_dir / RESULT_FILE).is_file():
             failure_file = checkpoint_dir / FAILURE_FILE
-            failure = TrainFailure.model_validate_json(failure_file.read_text()) if failure_file.is_file() else None
+            failure = _read_failure(failure_file)
+            if failure is None and (full := [line for line in tail if line.startswith(_DISK_FULL_LINE)]):
+                failure = TrainFailure(kind="disk_full", message=full[-1].removeprefix(_DISK_FULL_LINE))
             if failure is not None and failure.kind == "disk_full":  # one line says it all; no traceback to read
                 raise TrainingFailed(f"training ran out of disk space: {failure.message}", failure)
             reason = f" ({failure.kind}: {failure.message})" if failure else ""

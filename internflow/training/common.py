@@ -354,6 +354,8 @@ def main(argv: list[str]) -> int:
 
 
 def _write_failure(output_dir: Path, failure: TrainFailure) -> None:
-    # The disk may be too full even for this: the printed line still says why.
-    with contextlib.suppress(OSError):
+    try:
         (output_dir / FAILURE_FILE).write_text(failure.model_dump_json(indent=2))
+    except OSError:  # the disk may be too full even for this: the printed line still says why
+        with contextlib.suppress(OSError):
+            (output_dir / FAILURE_FILE).unlink()  # no half-written failure.json
