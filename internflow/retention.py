@@ -13,12 +13,16 @@ a stop reason rather than a crash.
   checkpoint holds the weights and Adam's two moments, twice at a save, plus the final model).
 - **A full disk** during an iteration fails that iteration (`disk_full` finding) and stops the
   campaign with a stop reason that says so, after pruning and dropping what can be rebuilt
-  (lighteval work files, datasets caches, half-saved models); report writes that still fail keep
-  the last `report.json`.
+  (lighteval work files, datasets caches, half-saved models) and releasing the workspace's
+  `.disk-reserve` (up to 32 MB set aside when the campaign starts, so that its last writes — the
+  run history's database, report.json — find room even when another process took every byte).
+  Report writes that still fail keep the last `report.json`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +34,11 @@ if TYPE_CHECKING:
     from internflow.ledger import CampaignLedger
     from internflow.workspace import Workspace
 
-__all__ = ["PRUNED_FILE", "DiskBudget", "prune", "pruned_count"]
+__all__ = ["PRUNED_FILE", "RESERVE_FILE", "DiskBudget", "prune", "pruned_count"]
 
 PRUNED_FILE = "pruned"
+RESERVE_FILE = ".disk-reserve"
+_RESERVE_BYTES = 32 * 2**20
 _PEAK_OVER_GROWTH = 2.0
 _FULL_FINE_TUNE_OVER_WEIGHTS = 7.0
 
@@ -86,6 +92,26 @@ class DiskBudget:
     growth: list[int] = field(default_factory=list)  # bytes each iteration added, before pruning
     _before: int | None = None
 
+    def __post_init__(self) -> None:
+        self._reserve()
+
+    def _reserve(self) -> None:
+        """Set aside up to 32 MB (a tenth of the free space at most), released on a full disk."""
+        path = self.workspace.root / RESERVE_FILE
+        if path.is_file():
+            return
+        size = min(_RESERVE_BYTES, free_bytes(self.workspace.root) // 10)
+        try:
+            with path.open("wb") as reserve:
+                try:
+                    os.posix_fallocate(reserve.fileno(), 0, size)
+                except OSError:  # a file system without fallocate: real bytes, then
+                    for _ in range(size // 2**20):
+                        reserve.write(b"\0" * 2**20)
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
     def needed_bytes(self) -> tuple[int, str] | None:
         """(bytes the next iteration is expected to need, how that was estimated), or None."""
         if self.growth:
@@ -127,7 +153,8 @@ class DiskBudget:
         last = ledger.failures[-1] if ledger.failures else None
         if last is None or last.index != ledger.done or not any(f.kind == "disk_full" for f in last.findings):
             return None
-        self._drop_caches()  # room for the campaign's last words (report.json, the report)
+        self._drop_caches()  # room for the campaign's last words (run history, report.json, the report)
+        (self.workspace.root / RESERVE_FILE).unlink(missing_ok=True)
         return (
             f"disk full: iteration {last.index} could not write to {self.workspace.root} "
             f"({gib(free_bytes(self.workspace.root))} free after pruning)"

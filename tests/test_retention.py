@@ -45,17 +45,15 @@ def test_retention_keeps_the_best_and_last_models_and_the_campaign_stops_before_
 
     workspace = tmp_path / "ws"
     real_disk_usage = shutil.disk_usage
-    checks: list[str] = []
 
-    def a_disk_that_fills_up(path: str | os.PathLike[str]) -> shutil._ntuple_diskusage:  # type: ignore[name-defined]
+    def a_disk_with_room_for_two_runs(path: str | os.PathLike[str]) -> shutil._ntuple_diskusage:  # type: ignore[name-defined]
         usage = real_disk_usage(path)
         if not Path(path).resolve().is_relative_to(workspace.resolve()):
             return usage
-        checks.append(str(path))
-        free = 10 * 2**30 if len(checks) <= 2 else 2**20  # room for two iterations, then 1 MB
-        return usage._replace(free=free)
+        runs = len(list(workspace.glob("checkpoints/*/result.json")))
+        return usage._replace(free=10 * 2**30 if runs < 2 else 2**20)  # then 1 MB left
 
-    monkeypatch.setattr(shutil, "disk_usage", a_disk_that_fills_up)
+    monkeypatch.setattr(shutil, "disk_usage", a_disk_with_room_for_two_runs)
     monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")
     config = CampaignConfig(
         model=str(tiny_model), workspace=str(workspace), max_iterations=3, eval_limit=8, recipe="sft/smoke",
