@@ -18,6 +18,7 @@ from agent.guard import IterationRecord
 from internflow.ledger import best_scored_in_full
 from internflow.schemas import (
     CampaignConfig,
+    DataSource,
     EvalResult,
     FailedIteration,
     IterationParams,
@@ -48,6 +49,8 @@ class PlannerState(BaseModel):
     # Per training method, the datasets that can train it and pass the quality and decontamination
     # gate (screened once at preflight): moves never pick data the dataset stage would refuse.
     datasets_by_method: dict[str, tuple[str, ...]] = {}
+    # The vetted training datasets behind those ids (Hub ones pinned), with discovery's evidence.
+    sources: tuple[DataSource, ...] = ()
     # Filled in by the plan task: the digest of Prefect's run history, and the guard's feedback
     # (with the canonical signatures it rejected) when it re-asks the planner.
     digest: str = ""

@@ -56,21 +56,33 @@ def campaign_tools(state: PlannerState) -> list[Tool]:
                 details["artifacts"] = f"unavailable: {error}"
         return json.dumps(details)[:6000]
 
+    sources = {s.id: s for s in state.sources}
+
     @tool
     def list_datasets() -> str:
-        """The catalog datasets the planner may train on for this benchmark, with rows and format."""
+        """The vetted datasets the planner may train on for this benchmark (local catalog, the task's own
+        data, pinned Hub datasets), best first: rows, layout, methods they feed and why they ranked."""
         entries = list_catalog()
-        return "\n".join(
-            f"{n}: {e.rows} rows, {e.format} — {e.description[:160]}" for n, e in entries.items() if n in state.datasets
-        )
+        lines = []
+        for name in state.datasets:
+            if name in sources:
+                s = sources[name]
+                lines.append(f"{name}: {s.rows} rows, {s.format}, feeds {'+'.join(s.methods)} — {s.why}"[:300])
+            elif name in entries:
+                e = entries[name]
+                lines.append(f"{name}: {e.rows} rows, {e.format} — {e.description[:160]}")
+        return "\n".join(lines)
 
     @tool
     def inspect_dataset(name: str) -> str:
-        """The card and first three rows of one catalog dataset.
+        """One dataset in detail: a catalog dataset's card and first three rows, or a discovered
+        dataset's record (source, pinned revision, column mapping, licence, why it ranked).
 
         Args:
-            name: a dataset name from list_datasets.
+            name: a dataset id from list_datasets.
         """
+        if name in sources and sources[name].kind != "local":
+            return sources[name].model_dump_json(exclude={"columns"})[:3000]
         entry = get_entry(name)
         rows, _ = read_rows(entry.data_file)
         return f"{entry.description}\n" + "\n".join(json.dumps(r)[:400] for r in rows[:3])

@@ -4,27 +4,33 @@ iterations until the budget is spent.  Ends with the best model and a stated sto
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
-from prefect import flow, tags
+from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
+from prefect.states import Completed
 
 from agent.approval import request_approval
 from agent.budget import estimate_iteration_seconds, estimate_job, stop_reason
 from agent.digest import GUARD_TAG_PREFIX
 from flows.iteration import research_iteration
+from internflow import narration
 from internflow.benchmarks import get_benchmark
 from internflow.evaluation.integrity import pin_evaluator
 from internflow.ledger import CampaignLedger
-from internflow.preflight import preflight
+from internflow.preflight import Preflight, preflight
 from internflow.resume import one_campaign_per_workspace, resume, unfinished_record
 from internflow.retention import DiskBudget
-from internflow.schemas import CampaignConfig, CampaignReport, IterationParams
+from internflow.schemas import CampaignConfig, CampaignReport, IterationParams, LiteratureRequest
 from internflow.workspace import Workspace
+from tasks.discover import discover_data
 from tasks.evaluate import eval_server, evaluate_model
-from tasks.plan import close_planner_log, plan_next_iteration
+from tasks.literature import survey_literature
+from tasks.plan import close_planner_log, plan_next_iteration, withdraw_proposal
 from tasks.publish import publish_campaign
-from tasks.report import publish_report
+from tasks.report import publish_failure, publish_report
 
 __all__ = ["campaign"]
 
@@ -34,13 +40,31 @@ def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # no
     workspace = Workspace.open(config.workspace)
     # One campaign per workspace (a second is refused); the runs a killed one left "Running" become Crashed.
     with one_campaign_per_workspace(workspace.root):
-        return _campaign(config, workspace)
+        checked = preflight(config)  # refuse bad input (and a target with no usable data) before spending anything
+        started, progress = time.monotonic(), _Progress()
+        try:
+            return _run(config, workspace, checked, progress)
+        except Exception as error:
+            # Past preflight a failure still leaves report.json: the record so far and what ended it.
+            so_far = progress.ledger.report("failed", str(flow_run.id)) if progress.ledger else None
+            elapsed = time.monotonic() - started
+            publish_failure(error, workspace.report_json, config, elapsed, so_far, str(flow_run.id))
+            raise
 
 
-def _campaign(config: CampaignConfig, workspace: Workspace) -> CampaignReport:
-    checked = preflight(config)  # refuse bad input before spending anything
+@dataclass
+class _Progress:
+    ledger: CampaignLedger | None = None
+
+
+def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progress: _Progress) -> CampaignReport:
+    log = get_run_logger()  # one line per decision: what a user reads first
     benchmark = get_benchmark(config.benchmark)
     storage = workspace.results_dir  # persisted results and cache records live in the workspace
+    literature = survey_literature(
+        LiteratureRequest(query=benchmark.literature_query, cache_dir=workspace.literature_dir)
+    )
+    data = discover_data(config, literature.hints, checked.data)  # + the datasets the literature names
 
     evaluator = pin_evaluator(workspace.root, benchmark)  # a changed evaluator or test set is refused
     # One vLLM server through the whole campaign (each iteration's model is put on it in place);
@@ -48,7 +72,7 @@ def _campaign(config: CampaignConfig, workspace: Workspace) -> CampaignReport:
     with eval_server(config.eval_backend, checked.base_model, config.eval_endpoint, workspace.logs_dir) as served:
         evaluate_here = evaluate_model.with_options(result_storage=storage)
         on_this_campaign: dict[str, Any] = {  # what every evaluation of this campaign shares
-            "benchmark_name": benchmark.name,
+            "benchmark_name": config.benchmark,  # the spec path for a task spec: what get_benchmark reads
             "seed": config.seed,
             "samples_dir": workspace.samples_dir,
             "backend": config.eval_backend,
@@ -58,9 +82,11 @@ def _campaign(config: CampaignConfig, workspace: Workspace) -> CampaignReport:
         baseline = evaluate_here(
             checked.base_model, checked.base_fingerprint, limit=config.eval_limit, label="baseline", **on_this_campaign
         )
+        log.info(narration.baseline_line(baseline, config.model))
         ledger = CampaignLedger(
-            config, str(workspace.root), checked.base_model, checked.base_fingerprint, baseline, served, evaluator
+            config, str(workspace.root), checked.base_model, checked.base_fingerprint, baseline, served, evaluator, data
         )
+        progress.ledger = ledger
         resume(ledger, unfinished_record(workspace.report_json, config))  # a killed campaign goes on from its record
         publish_report(ledger.report("running", str(flow_run.id)), workspace.report_json)
         disk = DiskBudget(workspace, checked.base_model, config.keep_last_models)
@@ -79,17 +105,18 @@ def _campaign(config: CampaignConfig, workspace: Workspace) -> CampaignReport:
             )
 
         while not (reason := out_of_budget()):
-            proposal = plan_next_iteration(
-                ledger.planner_state(checked.datasets, benchmark.default_datasets, checked.datasets_by_method)
-            )
+            proposal = plan_next_iteration(ledger.planner_state())
             if proposal is None:
                 reason = "planner: nothing left worth trying"
                 break
+            log.info(narration.proposal_line(ledger.done + 1, proposal))
             if reason := out_of_budget(proposal.params) or disk.before_iteration():
+                withdraw_proposal(ledger.done + 1, proposal, reason)
                 break
             approval = request_approval(proposal, estimate_iteration_seconds(proposal.params, ledger.history), config)
             if approval.decision == "reject":
                 reason = f"approval: {approval.describe()}"
+                withdraw_proposal(ledger.done + 1, proposal, reason)
                 break
             proposal = proposal.model_copy(update={"params": approval.params})
             with tags(GUARD_TAG_PREFIX + proposal.guard_action):  # the guard's action, kept in Prefect's history
@@ -97,9 +124,11 @@ def _campaign(config: CampaignConfig, workspace: Workspace) -> CampaignReport:
                     proposal.params, ledger.next_context(), proposal.rationale, return_state=True
                 )
             ledger.record(proposal, outcome)
+            log.info(narration.outcome_line(ledger.latest(), ledger.best()))
             publish_report(ledger.report("running", str(flow_run.id)), workspace.report_json)
             if reason := disk.after_iteration(ledger):  # retention; a full disk stops the campaign
                 break
+        log.info("stop: %s", reason)
 
         # Quick evals on a seeded subset during the campaign; the final model gets the whole test split.
         if config.eval_limit is not None and config.eval_limit < len(benchmark.load("test")):
@@ -114,9 +143,11 @@ def _campaign(config: CampaignConfig, workspace: Workspace) -> CampaignReport:
                 **on_this_campaign,
             )
             ledger.final_full = full.result() if full.is_completed() else None
+            log.info(narration.final_full_line(ledger.final_full, full.message))
 
-    close_planner_log(ledger.planner_state(checked.datasets, benchmark.default_datasets, checked.datasets_by_method))
+    close_planner_log(ledger.planner_state())
     final = ledger.report(reason, str(flow_run.id))
     publish_report(final, workspace.report_json)
     publish_campaign(final, workspace.root)
-    return final
+    # The final state's message is the result, shown on the run page; callers still get the report.
+    return Completed(message=narration.result_line(final), data=final)  # type: ignore[return-value]

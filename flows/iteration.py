@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from internflow import narration
 from internflow.benchmarks import get_benchmark
 from internflow.schemas import (
     IterationContext,
@@ -24,19 +25,23 @@ from tasks.literature import survey_literature
 from tasks.publish import publish_learning_curve
 from tasks.train import build_train_request, train_model
 
-__all__ = ["research_iteration", "train_request"]
+__all__ = ["research_iteration", "starting_model", "train_request"]
+
+
+def starting_model(params: IterationParams, context: IterationContext) -> tuple[str, str]:
+    """(model path, fingerprint) training starts from: the base model, or the best iteration's."""
+    if params.init_from == "best":
+        if context.best_model is None or context.best_run is None:
+            raise ValueError("init_from: 'best' needs an earlier iteration that beat the baseline; there is none yet")
+        return context.best_model, context.best_run
+    return context.base_model, context.base_fingerprint
 
 
 def train_request(
     params: IterationParams, data: PreparedDataset, context: IterationContext, workspace: Workspace
 ) -> TrainRequest:
     """The train stage's request: from the base model, or from the best iteration's model."""
-    if params.init_from == "best":
-        if context.best_model is None or context.best_run is None:
-            raise ValueError("init_from: 'best' needs an earlier iteration that beat the baseline; there is none yet")
-        init_model, init_fingerprint = context.best_model, context.best_run
-    else:
-        init_model, init_fingerprint = context.base_model, context.base_fingerprint
+    init_model, init_fingerprint = starting_model(params, context)
     return build_train_request(
         init_model, init_fingerprint, data, params, workspace, context.benchmark, backend=context.backend
     )
@@ -59,6 +64,11 @@ def research_iteration(params: IterationParams, context: IterationContext, ratio
         workspace,
         method=params.method,
         weights=params.dataset_weights,
+        sources=context.data_sources,
+        row_budget=context.data_row_budget,
+        reward_funcs=params.reward_funcs,
+        model=starting_model(params, context)[0],  # rows measured in its tokens against max_length
+        max_length=params.max_length,
     )
     request = train_request(params, data, context, workspace)
     trained = train_model(request)
@@ -84,7 +94,7 @@ def research_iteration(params: IterationParams, context: IterationContext, ratio
         trained, evaluation, baseline, best, start=start, trackio_dir=str(workspace.trackio_dir)
     )
 
-    return IterationResult(
+    result = IterationResult(
         index=context.index,
         params=params,
         rationale=rationale,
@@ -96,3 +106,5 @@ def research_iteration(params: IterationParams, context: IterationContext, ratio
         diagnosis=diagnosis,
         wall_s=time.monotonic() - started,
     )
+    get_run_logger().info(narration.iteration_line(result, context.workspace))
+    return result

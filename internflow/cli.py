@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ Workspace_ = Annotated[str, typer.Option("--workspace", "-w", help="Campaign fol
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)  # paths stay copy-pasteable
+    # escape: a message's own brackets ('[:config][@split]', '[1, 2]') are not rich markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # paths stay copy-pasteable
     return typer.Exit(code=2)
 
 
@@ -64,12 +66,30 @@ def run(
     eval_endpoint: Annotated[
         str | None, typer.Option(help="URL (…/v1) of your own vLLM server for the base model, runtime LoRA on.")
     ] = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A training dataset to vet with the discovered ones (repeatable): a catalog name or "
+            "hub:owner/name[:config][@split]."
+        ),
+    ] = None,
+    column_mapping: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="How a dataset's columns map to roles (repeatable): ID=role:column,... e.g. "
+            "hub:org/x=prompt:instruction,completion:output (roles: prompt input completion chosen "
+            "rejected answer messages)."
+        ),
+    ] = None,
+    hub_datasets: Annotated[int, typer.Option(help="Hub datasets discovery pins and vets at most.")] = 4,
+    data_row_budget: Annotated[int, typer.Option(help="Rows read from each Hub dataset at most.")] = 20_000,
 ) -> None:
     """Run a campaign: baseline eval, then planner-driven iterations until the budget is spent."""
     from pydantic import ValidationError
 
     from internflow.schemas import CampaignConfig
 
+    mappings = _column_mappings(column_mapping or [])
     try:
         config = CampaignConfig(
             model=model,
@@ -86,6 +106,10 @@ def run(
             mcp_config=mcp_config,
             eval_backend=eval_backend,  # type: ignore[arg-type]  # validated by CampaignConfig
             eval_endpoint=eval_endpoint,
+            datasets=tuple(dataset or ()),
+            column_mappings=mappings,  # type: ignore[arg-type]  # validated by CampaignConfig
+            hub_datasets=hub_datasets,
+            data_row_budget=data_row_budget,
         )
     except ValidationError as error:
         raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())) from None
@@ -115,9 +139,98 @@ def run(
         server.start(ws.logs_dir)
     from flows.campaign import campaign
 
-    report = campaign(config)
+    _one_line_failures_on_the_console()
+    try:
+        report = campaign(config)
+    except Exception as error:  # past preflight: report.json holds the failure; the Prefect run log the traceback
+        err.print(
+            f"[bold red]campaign failed:[/] {type(error).__name__}: {error} (report: {ws.report_json})", soft_wrap=True
+        )
+        raise typer.Exit(code=1) from None
     _print_leaderboard(report.model_dump(mode="json"))
     console.print(f"report: {ws.report_json}")
+
+
+def _column_mappings(specs: list[str]) -> dict[str, dict[str, str]]:
+    """'hub:org/x=prompt:instruction,completion:output' → {'hub:org/x': {'prompt': 'instruction', ...}}."""
+    mappings: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        name, _, roles = spec.rpartition("=")
+        pairs = [part.split(":", 1) for part in roles.split(",") if part.strip()]
+        if not name or not pairs or any(len(pair) != 2 for pair in pairs):
+            raise _fail(f"column_mapping: expected ID=role:column[,role:column...], got {spec!r}")
+        mappings[name] = {role.strip(): column.strip() for role, column in pairs}
+    return mappings
+
+
+@app.command()
+def discover(
+    benchmark: Annotated[
+        str, typer.Option(help="Bundled benchmark, Hub target (gsm8k, mmlu, ...) or task spec file (.yaml/.json).")
+    ] = "arithmetic",
+    workspace: Workspace_ = "internflow-workspace",
+    dataset: Annotated[list[str] | None, typer.Option(help="A dataset to vet too (repeatable), as for `run`.")] = None,
+    hub_datasets: Annotated[int, typer.Option(help="Hub datasets to pin and vet at most.")] = 4,
+    recipe: Annotated[str, typer.Option(help="The recipe whose method picks the default data.")] = "sft/default",
+) -> None:
+    """Find, pin and vet training data for a benchmark without training: every candidate with its
+    source, column mapping, rank and the gate's verdict per method (cached in the workspace)."""
+    from pydantic import ValidationError
+
+    from internflow.benchmarks import get_benchmark
+    from internflow.preflight import data_paths
+    from internflow.schemas import CampaignConfig
+    from internflow.workspace import Workspace, WorkspaceError
+
+    try:
+        config = CampaignConfig(benchmark=benchmark, workspace=workspace, datasets=tuple(dataset or ()),
+                                hub_datasets=hub_datasets, recipe=recipe)  # fmt: skip
+        ws = Workspace.open(workspace)
+    except (ValidationError, WorkspaceError) as error:
+        raise _fail(str(error)) from None
+    os.environ.update(ws.process_env())  # before datasets is imported: it reads HF_DATASETS_CACHE once
+    from internflow.data.selection import select_training_data
+
+    try:
+        bench = get_benchmark(benchmark)
+        bench.load("test")
+        plan = select_training_data(bench, config, data_paths(config, ws), ws.data_dir, recipe.partition("/")[0])
+    except (ValueError, RuntimeError) as error:
+        raise _fail(str(error)) from None
+    offered = {name for names in plan.by_method.values() for name in names}
+    table = Table(
+        "dataset", "state", "score", "columns", "rows", "licence", "per method", title=f"training data for {bench.name}"
+    )
+    for source in plan.discovery.sources:
+        checks = plan.checks.get(source.id, {})
+        verdicts = ", ".join(f"{m} {'✗' if c.blocked else c.rows_kept}" for m, c in checks.items())
+        table.add_row(
+            source.id, "offered" if source.id in offered else source.status, f"{source.score:.2f}",
+            source.mapping.describe() if source.mapping else "-", str(source.rows or "-"), source.license or "-",
+            verdicts or source.note,
+        )  # fmt: skip
+    console.print(table)
+    for note in plan.discovery.notes:
+        console.print(f"- {note}", soft_wrap=True, markup=False)
+    console.print(
+        f"discovery {plan.discovery.status}; the recipe starts from {list(plan.default_datasets)}", markup=False
+    )
+
+
+def _one_line_failures_on_the_console() -> None:
+    """Prefect prints a failed run's traceback on the console; keep it to the one-line message there
+    (the run's log in the Prefect API and UI keeps the whole traceback)."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    def without_traceback(record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(without_traceback)
 
 
 @app.command("fetch-model")
@@ -187,7 +300,9 @@ def evaluate(
         raise _fail(str(error)) from None
     console.print(
         f"{bench.name}: {result.accuracy:.1%} (n={result.n}, 95% CI {result.ci_low:.1%}–{result.ci_high:.1%}), "
-        f"unparseable {result.unparseable}; answers from {result.backend}; samples: {result.samples_path}",
+        f"unparseable {result.unparseable}"
+        + (f", over the model's context {result.over_length}" if result.over_length else "")
+        + f"; answers from {result.backend}; samples: {result.samples_path}",
         soft_wrap=True,
     )
 
@@ -211,7 +326,6 @@ def train(
     from internflow.benchmarks import UnknownBenchmarkError, get_benchmark
     from internflow.catalog import read_rows
     from internflow.models import check_hub_model, model_fingerprint, resolve_model
-    from internflow.training import get_method
     from internflow.workspace import Workspace, WorkspaceError
     from internflow.workspace_lock import WorkspaceBusy, claim_workspace
 
@@ -222,8 +336,7 @@ def train(
         params = load_recipe(model, recipe, bench.default_datasets)
         if max_steps is not None:
             params = params.model_validate(params.model_dump() | {"max_steps": max_steps})
-        rows, sha256 = read_rows(data)
-        _check_columns(data, rows, get_method(params.method).required_columns, params.method)
+        rows, sha256 = read_rows(data)  # valid JSONL (UTF-8, one object a line), named by line
         init_model = resolve_model(model)
         check_hub_model(init_model)
         ws = Workspace.open(workspace)
@@ -234,28 +347,17 @@ def train(
 
     from internflow.execution import TrainingFailed, get_backend
     from internflow.schemas import PreparedDataset
+    from internflow.training.data_check import check_training_data
     from tasks.train import build_train_request
 
     prepared = PreparedDataset(path=str(data.resolve()), rows=len(rows), sources=(), fingerprint=sha256[:16])
     request = build_train_request(init_model, model_fingerprint(init_model), prepared, params, ws, benchmark, backend)
     try:
+        check_training_data(request)  # the columns the method and its rewards read, before any model loads
         result = get_backend(backend).run(request, console.print)
     except (TrainingFailed, ValueError) as error:
         raise _fail(str(error)) from None
     console.print_json(result.model_dump_json())
-
-
-def _check_columns(data: Path, rows: list[dict], columns: tuple[str, ...], method: str) -> None:
-    """Every row has the method's columns; the first that lacks one is named by its line."""
-    if not rows:
-        raise ValueError(f"data: {data} has no rows")
-    lines = [n for n, line in enumerate(data.read_bytes().split(b"\n"), start=1) if line.strip()]  # rows' lines
-    for line, row in zip(lines, rows, strict=False):
-        if missing := [c for c in columns if c not in row]:
-            raise ValueError(
-                f"data: {data}:{line}: the row lacks column(s) {missing} that method {method!r} needs "
-                f"(expected {list(columns)}, found {sorted(row)})"
-            )
 
 
 @app.command()
@@ -264,7 +366,10 @@ def leaderboard(workspace: Workspace_ = "internflow-workspace") -> None:
     path = Path(workspace) / "report.json"
     if not path.is_file():
         raise _fail(f"workspace: no report.json in {Path(workspace).resolve()} (has a campaign run there?)")
-    _print_leaderboard(json.loads(path.read_text()))
+    report = json.loads(path.read_text())
+    if "baseline" not in report:  # a CampaignFailure: it failed before its baseline
+        raise _fail(f"{path}: the campaign failed before its baseline: {report.get('failure')}")
+    _print_leaderboard(report)
 
 
 @app.command()
@@ -290,8 +395,16 @@ def ui(workspace: Workspace_ = "internflow-workspace", port: int = 4200) -> None
     from internflow.workspace import Workspace
 
     env = os.environ | Workspace.open(workspace).process_env()
+    env.setdefault("PREFECT_UI_API_URL", f"http://127.0.0.1:{port}/api")  # the UI's default assumes port 4200
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    raise typer.Exit(subprocess.call(command, env=env))
+    # Behind the watchdog, the server's whole process session goes down with this command, whether it
+    # is interrupted (Ctrl-C reaches the watchdog too), terminated or killed (the watchdog polls us).
+    watchdog = subprocess.Popen([sys.executable, "-m", "internflow.evaluation.watchdog", "--", *command], env=env)
+    try:
+        code = watchdog.wait()
+    except KeyboardInterrupt:
+        code = watchdog.wait()
+    raise typer.Exit(code)
 
 
 def _use_workspace_history(workspace: str) -> None:
@@ -375,7 +488,10 @@ def report(
     path = Path(workspace) / "report.json"
     if not path.is_file():
         raise _fail(f"workspace: no report.json in {Path(workspace).resolve()} (has a campaign run there?)")
-    markdown = campaign_report_markdown(CampaignReport.model_validate_json(path.read_text()))
+    raw = json.loads(path.read_text())
+    if "baseline" not in raw:  # a CampaignFailure: it failed before its baseline
+        raise _fail(f"{path}: the campaign failed before its baseline: {raw.get('failure')}")
+    markdown = campaign_report_markdown(CampaignReport.model_validate(raw))
     if output is None:
         print(markdown)
     else:
@@ -394,43 +510,11 @@ def dashboard(workspace: Workspace_ = "internflow-workspace", port: int = 7860) 
 
 def _print_leaderboard(report: dict) -> None:
     from internflow.schemas import CampaignReport
-    from tasks.report import leaderboard_rows
+    from tasks.report import CLI_COLUMNS, leaderboard_rows
 
-    pct = lambda v: "" if v is None else f"{100 * v:.1f}"  # noqa: E731
-    table = Table(
-        "iter",
-        "verdict",
-        "acc %",
-        "95% CI",
-        "gain",
-        "datasets",
-        "lr",
-        "steps",
-        "init",
-        "wall s",
-        title=f"{report['config']['benchmark']} leaderboard",
-    )
-    for row in leaderboard_rows(CampaignReport.model_validate(report)):
-        ci = (
-            row["ci95"]
-            if row["ci95"] == "-"
-            else "–".join(pct(float(x)) for x in str(row["ci95"]).strip("[]").split(","))
-        )
-        gain = "" if row["gain"] is None else f"{100 * float(row['gain']):+.1f}"  # type: ignore[arg-type]
-        lr = row["lr"] if isinstance(row["lr"], str) else f"{row['lr']:.0e}"
-        init = f"{row['init']}{'+LoRA' if row['lora'] is True else ''}"
-        table.add_row(
-            str(row["iteration"]),
-            str(row["verdict"]),
-            pct(row["accuracy"]),
-            ci,
-            gain,  # type: ignore[arg-type]
-            str(row["datasets"]),
-            str(lr),
-            str(row["steps"]),
-            init,
-            str(row["wall_s"] or ""),
-        )
+    table = Table(*CLI_COLUMNS, title=f"{report['config']['benchmark']} leaderboard")
+    for row in leaderboard_rows(CampaignReport.model_validate(report)):  # the leaderboard artifact's rows too
+        table.add_row(*(row[column] for column in CLI_COLUMNS))
     console.print(table)
     console.print(
         f"best: {report['best_score']:.1%} (baseline {report['baseline']['accuracy']:.1%}) → "
@@ -443,7 +527,7 @@ def _print_leaderboard(report: dict) -> None:
             f"(n={full['n']}, 95% CI {full['ci_low']:.1%}–{full['ci_high']:.1%})",
             soft_wrap=True,
         )
-    console.print(f"stop reason: {report['stop_reason']}", soft_wrap=True)
+    console.print(f"stop reason: {report['stop_reason']}", soft_wrap=True, markup=False)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -45,11 +46,15 @@ __all__ = [
     "ServiceSession",
     "get",
     "get_json",
+    "hf_token",
+    "retry_transient",
     "offline_reason",
     "policy_for",
     "record_outcome",
     "session_for",
 ]
+
+T = TypeVar("T")
 
 OFFLINE_SWITCHES = ("INTERNFLOW_OFFLINE", "HF_HUB_OFFLINE")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -100,19 +105,40 @@ SERVICES: dict[str, ServicePolicy] = {
 }
 
 
+# Where a service lives can be moved by the environment, read at each call: HF_ENDPOINT (a Hub
+# mirror or a private Hub, as huggingface_hub and datasets read it) and INTERNFLOW_DATASETS_SERVER.
+ENDPOINT_VARIABLES = {"hf-hub": "HF_ENDPOINT", "datasets-server": "INTERNFLOW_DATASETS_SERVER"}
+
+
 def policy_for(service: str, **overrides: Any) -> ServicePolicy:
-    """The registered policy of `service`, with any field overridden (a test's base_url, say)."""
+    """The registered policy of `service` (its base URL from the environment where one is set), with
+    any field overridden (a test's base_url, say)."""
     try:
         policy = SERVICES[service]
     except KeyError:
         raise ValueError(f"service: unknown service {service!r}; known: {', '.join(SERVICES)}") from None
+    moved = os.environ.get(ENDPOINT_VARIABLES.get(service, ""), "").rstrip("/")
+    if moved and "base_url" not in overrides:
+        overrides["base_url"] = moved
     return replace(policy, **overrides) if overrides else policy
 
 
-def offline_reason() -> str | None:
-    """'offline mode (INTERNFLOW_OFFLINE=1)' when a switch is on, else None."""
+def hf_token() -> str | None:
+    """The Hugging Face token huggingface_hub would send (HF_TOKEN, else the login cache), or None."""
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
+def offline_reason(service: str | None = None) -> str | None:
+    """'offline mode (INTERNFLOW_OFFLINE=1)' when a switch is on, else None.  With a service name,
+    also when INTERNFLOW_OFFLINE_SERVICES (comma-separated names) lists it: a cluster with a Hub
+    mirror (HF_ENDPOINT) but no way out to arXiv says `INTERNFLOW_OFFLINE_SERVICES=arxiv,...`."""
     switch = next((name for name in OFFLINE_SWITCHES if os.environ.get(name) == "1"), None)
-    return f"offline mode ({switch}=1)" if switch else None
+    if switch:
+        return f"offline mode ({switch}=1)"
+    listed = {name.strip() for name in os.environ.get("INTERNFLOW_OFFLINE_SERVICES", "").split(",")}
+    return f"offline mode for {service} (INTERNFLOW_OFFLINE_SERVICES)" if service and service in listed else None
 
 
 class _RateLimiter:
@@ -237,10 +263,12 @@ class ServiceSession(requests.Session):
         self.mount("http://", adapter)
         self.mount("https://", adapter)
         self.headers["User-Agent"] = "internflow (+https://github.com/internflow)"
+        if policy.name in ENDPOINT_VARIABLES and (token := hf_token()):
+            self.headers["Authorization"] = f"Bearer {token}"  # gated and private datasets
         self._limiter = _RateLimiter.of(policy.name)
 
     def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        reason = offline_reason()
+        reason = offline_reason(self.policy.name)
         if reason:
             raise OfflineError(f"{self.policy.name}: {reason}; no request sent to {url!r}")
         _Breaker.of(self.policy.name, str(url)).check(self.policy.name, str(url))
@@ -299,3 +327,40 @@ def _after(policy: ServicePolicy, error: Exception) -> str:
 def _cause(error: Exception) -> str:
     reason = getattr(error.args[0], "reason", None) if error.args else None  # urllib3 wraps the cause
     return str(reason) if reason else str(error)
+
+
+_TRANSIENT_NAMES = ("ConnectError", "ConnectTimeout", "ReadTimeout", "TimeoutException", "RemoteProtocolError")
+
+
+def is_transient(error: BaseException) -> bool:
+    """An error worth retrying: HTTP 429/5xx or a dropped/timed-out connection, anywhere in the
+    chain of causes (libraries such as datasets wrap huggingface_hub's errors in their own)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        if getattr(response, "status_code", None) in RETRY_STATUSES:
+            return True
+        if isinstance(seen, requests.ConnectionError | requests.Timeout | ConnectionError | TimeoutError):
+            return True
+        if type(seen).__name__ in _TRANSIENT_NAMES:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def retry_transient(call: Callable[[], T], service: str, what: str) -> T:
+    """Run `call` (a library call with no retries of its own on some requests, such as
+    `datasets.load_dataset`'s repository lookups), retrying transient failures with the service's
+    policy: as many tries and the same capped exponential backoff as its session would use."""
+    policy = policy_for(service)
+    for attempt in range(policy.retries + 1):
+        reason = offline_reason(service)
+        if reason:
+            raise OfflineError(f"{service}: {reason}; {what} not attempted")
+        try:
+            return call()
+        except Exception as error:
+            if attempt == policy.retries or not is_transient(error):
+                raise
+            time.sleep(min(policy.max_backoff_s, policy.backoff_s * 2**attempt))
+    raise AssertionError("unreachable: the loop returns or raises")

@@ -15,6 +15,7 @@ from internflow.diagnostics.failures import findings_from_failure
 from internflow.schemas import (
     CampaignConfig,
     CampaignReport,
+    DataPlan,
     EvalResult,
     FailedIteration,
     IterationContext,
@@ -47,6 +48,7 @@ class CampaignLedger:
     baseline: EvalResult
     eval_server: ServedModel | None = None
     evaluator: str = ""
+    data: DataPlan | None = None  # the vetted training data the planner may choose from
     final_full: EvalResult | None = None
     started: float = field(default_factory=time.monotonic)
     history: list[IterationResult] = field(default_factory=list)
@@ -71,22 +73,20 @@ class CampaignLedger:
         best = best_scored_in_full(self.history, self.baseline)
         return best if best is not None and best.evaluation.accuracy > self.baseline.accuracy else None
 
-    def planner_state(
-        self,
-        datasets: tuple[str, ...],
-        default_datasets: tuple[str, ...],
-        datasets_by_method: dict[str, tuple[str, ...]] | None = None,
-    ) -> PlannerState:
+    def planner_state(self) -> PlannerState:
+        """What the planner sees: the record so far and the vetted training data per method."""
         from agent.planner import PlannerState
 
+        data = self.data
         return PlannerState(
             config=self.config,
             baseline=self.baseline,
             history=tuple(self.history),
             failures=tuple(self.failures),
-            datasets=datasets,
-            default_datasets=default_datasets,
-            datasets_by_method=datasets_by_method or {},
+            datasets=data.datasets if data else (),
+            default_datasets=data.default_datasets if data else (),
+            datasets_by_method=data.by_method if data else {},
+            sources=data.sources if data else (),
         )
 
     def next_context(self) -> IterationContext:
@@ -107,12 +107,21 @@ class CampaignLedger:
             eval_backend=self.config.eval_backend,
             eval_server=self.eval_server,
             evaluator=self.evaluator,
+            data_sources=self.data.sources if self.data else (),
+            data_row_budget=self.config.data_row_budget,
         )
+
+    def latest(self) -> IterationResult | FailedIteration:
+        """The iteration recorded last, finished or failed."""
+        recorded: list[IterationResult | FailedIteration] = [*self.history, *self.failures]
+        if not recorded:
+            raise LookupError("the campaign has recorded no iteration yet")
+        return max(recorded, key=lambda r: r.index)
 
     def record(self, proposal: Proposal, outcome: State) -> None:
         """A finished iteration joins the history; a failed one is kept with its error, never dropped."""
         if outcome.is_completed():
-            self.history.append(outcome.result())
+            self.history.append(outcome.result().model_copy(update={"finished_s": self.elapsed_s}))
             return
         error = outcome.result(raise_on_failure=False)
         self.failures.append(
@@ -123,6 +132,7 @@ class CampaignLedger:
                 error=f"{type(error).__name__}: {error}",
                 flow_run_id=str(outcome.state_details.flow_run_id),
                 findings=findings_from_failure(error),  # out_of_memory, train_failed, ...
+                finished_s=self.elapsed_s,
             )
         )
 

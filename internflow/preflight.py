@@ -1,6 +1,9 @@
 """Checks a campaign's configuration before anything is spent, shared by the CLI and the
 campaign flow (so a run triggered from the Prefect UI is refused the same way).  Every failure
-is a ValueError whose message names the offending field or file."""
+is a ValueError whose message names the offending field or file.
+
+It also selects the training data (internflow.data.selection): a target with nothing usable to
+train on after discovery and vetting is refused here, naming what was searched."""
 
 from __future__ import annotations
 
@@ -8,10 +11,13 @@ from pydantic import BaseModel, ConfigDict
 
 from internflow.benchmarks import get_benchmark
 from internflow.catalog import validate_catalog
-from internflow.models import check_hub_model, model_fingerprint, resolve_model
-from internflow.schemas import CampaignConfig
+from internflow.data.selection import select_training_data
+from internflow.data.vetting import DataPaths
+from internflow.models import check_hub_model, load_chat_tokenizer, model_fingerprint, resolve_model
+from internflow.schemas import CampaignConfig, DataPlan
+from internflow.workspace import Workspace
 
-__all__ = ["Preflight", "preflight"]
+__all__ = ["Preflight", "data_paths", "preflight"]
 
 
 class Preflight(BaseModel):
@@ -19,21 +25,20 @@ class Preflight(BaseModel):
 
     base_model: str
     base_fingerprint: str
-    datasets: tuple[str, ...]
-    datasets_by_method: dict[str, tuple[str, ...]]
+    data: DataPlan
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        return self.data.datasets
+
+    @property
+    def datasets_by_method(self) -> dict[str, tuple[str, ...]]:
+        return self.data.by_method
 
 
-def usable_datasets_by_method(datasets: tuple[str, ...], benchmark: str) -> dict[str, tuple[str, ...]]:
-    """Per training method, the datasets whose format can train it and that the quality checks and
-    the decontamination gate leave rows in: the planner's data options."""
-    from agent.guard import allowed_methods
-    from tasks.dataset import screen_datasets
-
-    by_method = {}
-    for method in allowed_methods():
-        checks = screen_datasets(datasets, benchmark, method)
-        by_method[method] = tuple(name for name, check in checks.items() if not check.blocked and check.rows_kept)
-    return by_method
+def data_paths(config: CampaignConfig, workspace: Workspace) -> DataPaths:
+    """Where the campaign keeps loaded training rows, and its row budget per Hub dataset."""
+    return DataPaths(workspace.data_dir / "hub", workspace.hf_cache_dir, config.data_row_budget)
 
 
 def preflight(config: CampaignConfig) -> Preflight:
@@ -44,17 +49,13 @@ def preflight(config: CampaignConfig) -> Preflight:
         benchmark.load("test")  # a catalog target's Hub data must be reachable before anything runs
     except RuntimeError as error:
         raise ValueError(f"benchmark: {error}") from None
-    datasets = tuple(entry.name for entry in validate_catalog(benchmark.name))
-    missing = [name for name in benchmark.default_datasets if name not in datasets]
-    if missing:
-        raise ValueError(f"datasets: the catalog lacks {missing}, the default training data of {benchmark.name!r}")
+    validate_catalog(benchmark.name)  # a corrupt catalog file is named before anything is spent
     get_planner(config)
-    load_recipe(config.model, config.recipe, benchmark.default_datasets)
+    recipe_method = config.recipe.partition("/")[0]
+    workspace = Workspace.open(config.workspace)
+    data = select_training_data(benchmark, config, data_paths(config, workspace), workspace.data_dir, recipe_method)
+    load_recipe(config.model, config.recipe, data.default_datasets)
     base_model = resolve_model(config.model)  # last: the only check that may download
     check_hub_model(base_model)  # a Hub id this machine cannot get is refused now, not after minutes
-    return Preflight(
-        base_model=base_model,
-        base_fingerprint=model_fingerprint(base_model),
-        datasets=datasets,
-        datasets_by_method=usable_datasets_by_method(datasets, benchmark.name),
-    )
+    load_chat_tokenizer(base_model)  # a base model without a chat template is refused, with the fix
+    return Preflight(base_model=base_model, base_fingerprint=model_fingerprint(base_model), data=data)

@@ -7,6 +7,7 @@ schema (so the Prefect UI renders a form), the planner's output schema and part 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -16,11 +17,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 # that must be chosen by name, never fallen back to silently).
 EvalBackend = Literal["vllm", "transformers"]
 
+# A Hub dataset named as training data: hub:owner/name[:config][@split].
+HUB_ID = re.compile(r"^hub:(?P<repo>[\w.-]+/[\w.-]+)(?::(?P<config>[\w.-]+))?(?:@(?P<split>[\w.-]+))?$")
+
+# What a dataset's rows can be read as (internflow.data.formats): a conversation, a prompt with
+# the answer to imitate, a preference pair, or a prompt alone (with a reference answer for rewards).
+RowFormat = Literal["messages", "prompt_completion", "preference", "prompt_only"]
+
 __all__ = [
     "CampaignConfig",
+    "CampaignFailure",
     "CampaignReport",
+    "ColumnMapping",
+    "DataPlan",
+    "DataSource",
     "DatasetCheck",
     "DatasetSource",
+    "DiscoveryReport",
     "Diagnosis",
     "Direction",
     "EvalResult",
@@ -36,6 +49,7 @@ __all__ = [
     "LossPoint",
     "Paper",
     "PreparedDataset",
+    "RowFormat",
     "Proposal",
     "TrainFailure",
     "TrainRequest",
@@ -140,15 +154,20 @@ class CampaignConfig(_Frozen):
     eval_limit: int | None = Field(
         200, ge=1, description="Eval subset size during the campaign (None: whole test split)."
     )
+    # Descriptions are markdown in the Prefect UI's form: placeholders sit in code spans, where
+    # `<base_url>` is shown as written instead of being dropped as an HTML tag.
     planner: str = Field(
         "search",
-        description="Planner spec: search | bundled[:<folder>] | openai:<base_url>:<model> | hf:<model> | "
-        "litellm:<model> | transformers:<folder>.",
+        description="Who proposes each iteration: `search` (deterministic) | `bundled` or `bundled:<folder>` "
+        "(a local model ranks the search policy's moves) | `openai:<base_url>:<model>` | "
+        "`hf:<model>[@provider]` | `litellm:<model>` | `transformers:<folder>`.",
     )
     mcp_config: str | None = Field(None, description="YAML file of MCP servers whose tools the LLM planner may use.")
     digest_tokens: int = Field(1000, ge=50, description="Token budget of the campaign digest the planner reads.")
-    recipe: str = Field("sft/default", description="Recipe the planner starts from (<method>/<variant>).")
-    seed: int = 0
+    recipe: str = Field(
+        "sft/default", description="Recipe the planner starts from, `<method>/<variant>` (e.g. `sft/default`)."
+    )
+    seed: int = Field(0, description="Which seeded subset of the test split every evaluation scores.")
     push_to_hub: bool = Field(False, description="Upload the best model folder (with its model card) to the Hub.")
     hub_repo_id: str | None = Field(None, description="Hub repository for push_to_hub, e.g. 'user/model' (private).")
     approval_gpu_hours: float | None = Field(
@@ -162,7 +181,8 @@ class CampaignConfig(_Frozen):
         None, gt=0, description="Stop before an iteration whose estimated cost exceeds what is left of this."
     )
     training_backend: Literal["local", "hf-jobs"] = Field(
-        "local", description="Where training runs: a local child process, or Hugging Face Jobs (INTERNFLOW_HF_JOBS_*)."
+        "local",
+        description="Where training runs: a local child process, or Hugging Face Jobs (`INTERNFLOW_HF_JOBS_*`).",
     )
     eval_backend: EvalBackend = Field(
         "vllm", description="Answers for evaluation from a vLLM server (default), or 'transformers' in-process."
@@ -172,6 +192,27 @@ class CampaignConfig(_Frozen):
         description="OpenAI-compatible URL (…/v1) of a vLLM server you run for the base model, with runtime "
         "LoRA loading on; none: internflow starts and stops its own.",
     )
+    datasets: tuple[str, ...] = Field(
+        (),
+        description="Training datasets you name, vetted with the ones discovery finds: local catalog names or "
+        "`hub:owner/name[:config][@split]`.",
+    )
+    column_mappings: dict[str, ColumnMapping] = Field(
+        default_factory=dict,
+        description="Column mapping per dataset id, for layouts discovery cannot read, e.g. "
+        '`{"hub:org/x": {"prompt": "instruction", "completion": "output"}}`.',
+    )
+
+    @field_validator("datasets")
+    @classmethod
+    def _hub_ids_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [name for name in value if name.startswith("hub:") and not HUB_ID.match(name)]
+        if bad:
+            raise ValueError(f"expected hub:owner/name[:config][@split] or a catalog name, got {bad}")
+        return value
+
+    hub_datasets: int = Field(4, ge=0, le=50, description="Hub datasets discovery pins and vets at most (best first).")
+    data_row_budget: int = Field(20_000, ge=100, description="Rows read from each Hub dataset at most.")
     keep_last_models: int = Field(
         2,
         ge=0,
@@ -237,6 +278,103 @@ class LiteratureReport(_Frozen):
 # ---------------------------------------------------------------- data ---------------------
 
 
+class ColumnMapping(_Frozen):
+    """Which column of a dataset plays which role.  Inferred from the columns and first rows
+    (`internflow.data.formats.infer_mapping`) or given by the user for any other layout."""
+
+    prompt: str | None = Field(None, description="The user turn: prompt, question, problem, instruction, query...")
+    input: str | None = Field(None, description="Extra context appended to the prompt (Alpaca's 'input').")
+    completion: str | None = Field(None, description="The answer to imitate: completion, response, output, solution...")
+    chosen: str | None = Field(None, description="Preference pairs: the preferred answer (or whole conversation).")
+    rejected: str | None = Field(None, description="Preference pairs: the dispreferred answer.")
+    answer: str | None = Field(
+        None,
+        description="The reference answer a judge or GRPO reward compares with (default: the completion's "
+        "final answer).",
+    )
+    messages: str | None = Field(
+        None, description="A whole conversation: OpenAI-style role/content or ShareGPT from/value turns."
+    )
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> ColumnMapping:
+        if not (self.messages or self.prompt or (self.chosen and self.rejected)):
+            raise ValueError("a column mapping needs 'messages', 'prompt', or 'chosen' and 'rejected'")
+        return self
+
+    def format(self) -> RowFormat:
+        if self.messages:
+            return "messages"
+        if self.chosen and self.rejected:
+            return "preference"
+        return "prompt_completion" if self.completion else "prompt_only"
+
+    def describe(self) -> str:
+        """'prompt←question, completion←answer' — what the artifact and the planner show."""
+        roles = self.model_dump(exclude_none=True)
+        return ", ".join(f"{role}←{column}" for role, column in roles.items())
+
+
+class DataSource(_Frozen):
+    """A training dataset a campaign may use, pinned: where its rows come from, how its columns map,
+    and why discovery ranked it where it did.  `id` is what `IterationParams.datasets` names."""
+
+    id: str = Field(description="Catalog name, 'hub:owner/name:config@split' or 'task:<name>:train'.")
+    kind: Literal["local", "hub", "task"]
+    repo: str | None = Field(None, description="Hub dataset repository.")
+    config: str | None = None
+    split: str = "train"
+    revision: str | None = Field(None, description="Hub commit sha the rows are read at (pinned at discovery).")
+    path: str | None = Field(None, description="Local JSONL file (catalog and task-spec data).")
+    columns: tuple[str, ...] = Field((), description="The dataset's columns, as inspected.")
+    mapping: ColumnMapping | None = Field(None, description="How the columns map to roles (inferred or given).")
+    format: RowFormat | None = None
+    methods: tuple[str, ...] = Field((), description="Training methods its layout can feed.")
+    rows: int | None = Field(None, description="Rows in the split, as the Hub or the file says.")
+    license: str | None = None
+    downloads: int | None = None
+    description: str = ""
+    score: float = Field(0.0, description="Discovery's rank score (higher first).")
+    why: str = Field("", description="The evidence behind the score.")
+    found_by: tuple[str, ...] = Field((), description="Queries or sources that found it.")
+    status: Literal["candidate", "gated", "invalid", "unmappable", "not_pinned", "error"] = "candidate"
+    note: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.status == "candidate"
+
+
+class DiscoveryReport(_Frozen):
+    """What dataset discovery searched and found for a campaign's target, best first."""
+
+    target: str
+    status: Literal["online", "cached", "offline", "partial"]
+    queries: tuple[str, ...] = ()
+    sources: tuple[DataSource, ...] = ()
+    notes: tuple[str, ...] = Field((), description="What each service answered, what was skipped and why.")
+
+    def usable(self) -> tuple[DataSource, ...]:
+        return tuple(s for s in self.sources if s.usable)
+
+
+class DataPlan(_Frozen):
+    """The training data a campaign may use: discovery's report, and per training method the
+    vetted source ids (best first) that the planner may choose from."""
+
+    discovery: DiscoveryReport
+    sources: tuple[DataSource, ...] = Field((), description="Every usable source, best first.")
+    by_method: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="method → vetted source ids.")
+    default_datasets: tuple[str, ...] = Field((), description="What the starting recipe trains on.")
+    checks: dict[str, dict[str, DatasetCheck]] = Field(
+        default_factory=dict, description="source id → method → the gate's and quality checks' verdict."
+    )
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        return tuple(s.id for s in self.sources)
+
+
 class DatasetSource(_Frozen):
     name: str
     path: str
@@ -249,6 +387,7 @@ class DatasetCheck(_Frozen):
 
     name: str
     format: str
+    mapping: str = Field("", description="How its columns were read, e.g. 'prompt←question, completion←answer'.")
     rows_in: int
     rows_kept: int
     rejected: dict[str, int] = Field(default_factory=dict)
@@ -355,6 +494,7 @@ class EvalResult(_Frozen):
     ci_low: float
     ci_high: float
     unparseable: int = Field(description="Outputs from which no answer could be extracted.")
+    over_length: int = Field(0, description="Prompts longer than the model's context: not answered, scored wrong.")
     samples_path: str
     runtime_s: float
     backend: str = Field("", description="What generated the answers: vllm or transformers.")
@@ -441,6 +581,10 @@ class IterationContext(_Frozen):
         None, description="The campaign's vLLM server; each iteration's model is put on it in place."
     )
     evaluator: str = Field("", description="Fingerprint of the campaign's evaluator and test set (checked each eval).")
+    data_sources: tuple[DataSource, ...] = Field(
+        (), description="The campaign's vetted training datasets (pinned); `params.datasets` names some of them."
+    )
+    data_row_budget: int = Field(20_000, ge=1, description="Rows read from each Hub dataset at most.")
 
     def eval_items(self, fraction: float) -> int | None:
         """How many items of the campaign's eval subset (the baseline's) an iteration is scored on."""
@@ -471,6 +615,9 @@ class IterationResult(_Frozen):
     evaluation: EvalResult
     diagnosis: Diagnosis
     wall_s: float
+    finished_s: float | None = Field(
+        None, description="Seconds from the campaign's baseline to this iteration's end (set by the campaign)."
+    )
 
 
 class FailedIteration(_Frozen):
@@ -482,6 +629,9 @@ class FailedIteration(_Frozen):
     error: str
     flow_run_id: str | None = None
     findings: tuple[Finding, ...] = Field((), description="Typed reasons (out_of_memory, train_failed, ...).")
+    finished_s: float | None = Field(
+        None, description="Seconds from the campaign's baseline to this iteration's end (set by the campaign)."
+    )
 
 
 class CampaignReport(_Frozen):
@@ -499,6 +649,17 @@ class CampaignReport(_Frozen):
     final_full: EvalResult | None = Field(
         None, description="The final model (the best, else the base) on the whole test split, when evals used a subset."
     )
+    failure: str | None = Field(None, description="The error that ended the campaign early, when one did.")
     resumed_from: tuple[str, ...] = Field(
         (), description="Flow runs of this campaign killed before they finished, whose record it continued."
     )
+
+
+class CampaignFailure(_Frozen):
+    """report.json of a campaign that failed after preflight but before its baseline was scored."""
+
+    config: CampaignConfig
+    failure: str = Field(description="The error that ended the campaign: its type and message.")
+    stop_reason: str
+    elapsed_s: float
+    flow_run_id: str | None = None

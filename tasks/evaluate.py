@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,7 +21,6 @@ from lighteval.models.abstract_model import LightevalModel
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
-from transformers import AutoTokenizer
 
 from internflow.benchmarks import Benchmark, BenchmarkItem, get_benchmark
 from internflow.diagnostics import load_samples
@@ -27,7 +28,8 @@ from internflow.evaluation.integrity import check_evaluator
 from internflow.evaluation.lighteval_models import InProcessTransformersModel, ServedOpenAIModel
 from internflow.evaluation.lighteval_tasks import dump_samples, run_lighteval
 from internflow.evaluation.server import EvalServerError, VLLMServer, load_adapter, load_weights, served_model_name
-from internflow.models import model_content_fingerprint
+from internflow.markdown import cell, code, table
+from internflow.models import load_chat_tokenizer, model_content_fingerprint
 from internflow.schemas import EvalBackend, EvalResult, ServedModel
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ __all__ = [
     "campaign_server_for",
     "eval_server",
     "evaluate_model",
+    "evaluation_markdown",
     "on_first_items",
     "select_items",
     "wilson_interval",
@@ -75,7 +78,8 @@ def on_first_items(result: EvalResult, n: int) -> EvalResult:
 
 
 def _scores(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Accuracy with n, its 95 % Wilson interval and the unparseable count, from per-sample rows."""
+    """Accuracy with n, its 95 % Wilson interval, the unparseable and over-length counts, from
+    per-sample rows.  An over-length item counts in n, as wrong, and not as unparseable."""
     n_correct = sum(1 for s in samples if s["correct"])
     low, high = wilson_interval(n_correct, len(samples))
     return {
@@ -84,7 +88,8 @@ def _scores(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "n_correct": n_correct,
         "ci_low": low,
         "ci_high": high,
-        "unparseable": sum(s["extracted"] is None for s in samples),
+        "unparseable": sum(s["extracted"] is None and not s.get("over_length") for s in samples),
+        "over_length": sum(bool(s.get("over_length")) for s in samples),
     }
 
 
@@ -127,7 +132,7 @@ def _answering_model(
     if backend == "transformers":
         yield InProcessTransformersModel(model_path, cache_dir)
         return
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    tokenizer = load_chat_tokenizer(model_path)  # a model without a chat template is refused, named
     served = campaign_server_for(server, model_path, run_name, adapter)
     if served is not None:
         yield ServedOpenAIModel(served, tokenizer, cache_dir)
@@ -212,26 +217,63 @@ def evaluate_model(
     return result
 
 
-def _cell(text: str | None, width: int = 80) -> str:
-    flat = (text or "∅").replace("\n", " ⏎ ").replace("|", "\\|")
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
+def _shared_ends(prompts: Sequence[str]) -> tuple[str, str]:
+    """The instruction every prompt starts and ends with (whole words), so a table can show only
+    the part that differs, whole.  Empty when there is a single prompt or little is shared."""
+    if len(prompts) < 2:
+        return "", ""
+    head_match = re.match(r"(?s).*\s", os.path.commonprefix(list(prompts)))
+    head = head_match.group(0) if head_match else ""
+    reversed_tail = os.path.commonprefix([p[len(head) :][::-1] for p in prompts])
+    tail_match = re.search(r"(?s)\s.*", reversed_tail[::-1])
+    tail = tail_match.group(0) if tail_match else ""
+    return (head, tail) if len(head) + len(tail) >= 12 else ("", "")
+
+
+def evaluation_markdown(result: EvalResult, samples: Sequence[Mapping[str, Any]], shown: int = 20) -> str:
+    """Score with n and CI, then the failures only, worst first (no answer found, then wrong answers),
+    each with its whole question; the instruction every prompt shares is stated once above them.
+    Short questions and outputs make a table; longer ones a labelled block per failure, since the
+    Prefect UI does not wrap table cells and a long cell pushes the other columns out of sight."""
+    every_failure = sorted((s for s in samples if not s["correct"]), key=lambda s: s["extracted"] is not None)
+    failures = every_failure[:shown]
+    head, tail = _shared_ends([s["prompt"] for s in samples])
+    summary = (
+        f"## {cell(result.label)}: {result.accuracy:.1%} on {cell(result.benchmark)}\n\n"
+        f"n = {result.n}, {result.n_correct} correct, 95 % CI [{result.ci_low:.1%}, {result.ci_high:.1%}], "
+        f"no answer found in {result.unparseable}; over the model's context (not answered): {result.over_length}; "
+        f"answers from {result.backend or 'unknown'}; every sample: {code(result.samples_path)}\n\n"
+    )
+    if not failures:
+        return summary + f"All {result.n} answers are correct."
+    shared = f"Every prompt reads {code(head + '…' + tail)}; shown is the question in between.\n\n"
+    questions = [" ".join(s["prompt"][len(head) : len(s["prompt"]) - len(tail)].split()) for s in failures]
+    outputs = [" ".join(str(s["output"] or "").split()) for s in failures]
+    found = [cell(s["extracted"], 60) if s["extracted"] is not None else "*none found*" for s in failures]
+    if max(map(len, questions + outputs)) <= 80:
+        body = table(
+            ["item", "question", "model output", "extracted answer", "expected answer"],
+            [[cell(s["id"]), cell(q), cell(o), f, cell(s["expected"], 60)]
+             for s, q, o, f in zip(failures, questions, outputs, found, strict=True)],
+        )  # fmt: skip
+    else:
+        body = "\n\n".join(
+            f"**{cell(s['id'])}** — expected answer: {cell(s['expected'], 60)}; extracted answer: {f}\n\n"
+            f"> **Question:** {cell(q, 4000)}\n>\n> **Model output:** {cell(o, 600)}"
+            for s, q, o, f in zip(failures, questions, outputs, found, strict=True)
+        )
+    return (
+        summary
+        + f"### Failures, worst first ({len(failures)} of {len(every_failure)} shown)\n\n"
+        + "Answers with no extractable answer come first, then wrong answers.\n\n"
+        + (shared if head or tail else "")
+        + body
+    )
 
 
 def _publish(result: EvalResult, samples: list[dict]) -> None:
-    worst_first = sorted(samples, key=lambda s: (s["correct"], s["extracted"] is not None))[:15]
-    rows = [
-        f"| {_cell(s['prompt'], 60)} | {_cell(s['output'])} | {_cell(s['extracted'], 12)} | {s['expected']} "
-        f"| {'✅' if s['correct'] else '❌'} |"
-        for s in worst_first
-    ]
     create_markdown_artifact(
         key="evaluation",
-        markdown=(
-            f"## {result.label}: {result.accuracy:.1%} on {result.benchmark}\n\n"
-            f"n = {result.n}, 95 % CI [{result.ci_low:.1%}, {result.ci_high:.1%}], unparseable: {result.unparseable}; "
-            f"answers from {result.backend or 'unknown'}; "
-            f"samples: `{result.samples_path}`\n\n| prompt | output | extracted | expected | |\n|---|---|---|---|---|\n"
-            + "\n".join(rows)
-        ),
-        description=f"{result.label}: accuracy {result.accuracy:.3f} (n={result.n})",
+        markdown=evaluation_markdown(result, samples),
+        description=f"{result.label}: accuracy {result.accuracy:.1%} (n={result.n}); failures, worst first",
     )

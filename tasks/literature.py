@@ -13,23 +13,19 @@ from prefect.cache_policies import NO_CACHE
 
 from internflow.literature.arxiv_search import DEFAULT_TIMEOUT_S, arxiv_client, search_arxiv
 from internflow.literature.survey import Services, survey
+from internflow.markdown import cell
 from internflow.schemas import LiteratureReport, LiteratureRequest
 
 __all__ = ["DEFAULT_TIMEOUT_S", "arxiv_client", "literature_markdown", "search_arxiv", "survey_literature"]
 
 
-def _cell(text: str, limit: int = 1000) -> str:
-    text = " ".join(text.split()).replace("|", "\\|")
-    return text if len(text) <= limit else text[:limit].rstrip() + "…"
-
-
 def literature_markdown(report: LiteratureReport) -> str:
     """What was read, why each paper ranked, and the hints found, with their passages."""
-    head = f"# Literature: {_cell(report.query)}\n\n**Status:** {report.status}. {report.note}\n\n"
-    services = "".join(f"- **{name}**: {_cell(note, 300)}\n" for name, note in report.sources.items())
+    head = f"# Literature: {cell(report.query, 1000)}\n\n**Status:** {report.status}. {report.note}\n\n"
+    services = "".join(f"- **{name}**: {cell(note, 300)}\n" for name, note in report.sources.items())
     rows = [
-        f"| {rank} | [{_cell(p.title)}]({p.url}) | {p.published} | {p.score:.2f} | {_cell(p.why, 200)} "
-        f"| {_cell(p.summary, 200)} |"
+        f"| {rank} | [{cell(p.title, 1000)}]({p.url}) | {p.published} | {p.score:.2f} | {cell(p.why, 200)} "
+        f"| {cell(p.summary, 200)} |"
         for rank, p in enumerate(report.papers, start=1)
     ]
     table = (
@@ -38,7 +34,7 @@ def literature_markdown(report: LiteratureReport) -> str:
         else "No papers."
     )
     hints = [
-        f"| {h.kind} | {h.name} | {_cell(h.value)} | {h.paper} §{_cell(h.section, 60)} | {_cell(h.passage, 300)} |"
+        f"| {h.kind} | {h.name} | {cell(h.value, 1000)} | {h.paper} §{cell(h.section, 60)} | {cell(h.passage, 300)} |"
         for h in report.hints
     ]
     hint_table = (

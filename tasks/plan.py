@@ -1,8 +1,9 @@
 """Planning stage: read the campaign's history from Prefect, ask the planner, let the doom-loop
 guard review the proposal (re-ask once, then force a change of direction), and record it all.
 
-Artifacts: `proposal` (this iteration's decision), `guard-intervention` (each time the guard
-acts) and `planner-log` (the campaign so far: proposal, why, guard action, outcome per iteration).
+Artifacts: `proposal` (this iteration's decision; a newer version says "not run" when the budget
+or an approval refused it), `guard-intervention` (each time the guard acts) and `planner-log` (the
+campaign so far: outcome, guard action, proposal and why per iteration).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from prefect.runtime import flow_run
 from agent.digest import build_digest, read_iteration_records, records_from_results
 from agent.guard import DoomLoopGuard, GuardReview, IterationRecord, allowed_methods, signature
 from agent.planner import PlannerState, get_planner
+from internflow.markdown import cell, code, table
+from internflow.narration import params_summary
 from internflow.schemas import Proposal
 
 __all__ = [
@@ -23,6 +26,7 @@ __all__ = [
     "plan_next_iteration",
     "planner_log_markdown",
     "publish_planner_log",
+    "withdraw_proposal",
 ]
 
 
@@ -92,11 +96,21 @@ def plan_next_iteration(state: PlannerState) -> Proposal | None:
 
 
 def _intervention(index: int, action: str, proposal: Proposal, review: GuardReview) -> None:
-    detections = "\n".join(f"- **{d.kind}**: {d.message}" for d in review.detections)
+    detections = "\n".join(f"- **{d.kind}**: {cell(d.message)}" for d in review.detections)
     create_markdown_artifact(
         key="guard-intervention",
-        markdown=f"## Guard: {action} (iteration {index})\n\nProposal `{signature(proposal.params)}`\n\n{detections}",
+        markdown=f"## Guard: {action} (iteration {index})\n\n"
+        f"Proposal {code(signature(proposal.params))}\n\n{detections}",
         description=f"Doom-loop guard {action}",
+    )
+
+
+def _proposal_body(proposal: Proposal) -> str:
+    evidence = "\n".join(f"- {cell(item)}" for item in proposal.evidence) or "- (none given)"
+    guard = f"{proposal.guard_action}" + (f": {cell(proposal.guard_reasons)}" if proposal.guard_reasons else "")
+    return (
+        f"**Why:** {cell(proposal.rationale)}\n\n**Evidence:**\n{evidence}\n\n**Guard:** {guard}\n\n"
+        f"```json\n{proposal.params.model_dump_json(indent=2)}\n```"
     )
 
 
@@ -104,38 +118,61 @@ def _publish_proposal(index: int, proposal: Proposal | None, source: str, digest
     if proposal is None:
         markdown = "## No proposal\n\nThe planner (and the guard) found nothing left worth trying."
     else:
-        evidence = "\n".join(f"- {item}" for item in proposal.evidence) or "- (none given)"
         markdown = (
-            f"## Proposal for iteration {index} (by {proposal.source or 'planner'})\n\n"
-            f"**Why:** {proposal.rationale}\n\n**Evidence:**\n{evidence}\n\n"
-            f"**Guard:** {proposal.guard_action} {proposal.guard_reasons}\n\n"
-            f"```json\n{proposal.params.model_dump_json(indent=2)}\n```\n\n"
-            f"History read from: {source}; digest {digest_tokens} tokens."
+            f"## Proposal for iteration {index} (by {cell(proposal.source or 'planner')})\n\n"
+            f"{_proposal_body(proposal)}\n\nHistory read from: {cell(source)}; digest {digest_tokens} tokens."
         )
-    create_markdown_artifact(key="proposal", markdown=markdown, description="Planner proposal")
+    create_markdown_artifact(key="proposal", markdown=markdown, description=f"Planner proposal for iteration {index}")
+
+
+def withdraw_proposal(index: int, proposal: Proposal, reason: str) -> None:
+    """A proposal the campaign did not run (the budget or an approval refused it): the `proposal`
+    artifact's newest version says so, and the campaign log has one line for it."""
+    get_run_logger().info("proposal for iteration %d not run: %s", index, reason)
+    create_markdown_artifact(
+        key="proposal",
+        markdown=(
+            f"## Not run: proposal for iteration {index}\n\n**Not run** — {cell(reason)}. Nothing was trained "
+            f"for it; the campaign ended here.\n\n{_proposal_body(proposal)}"
+        ),
+        description=f"Not run (iteration {index}): {reason}",
+    )
+
+
+def _outcome(record: IterationRecord, baseline: float) -> str:
+    if record.failed:  # the error names its class; a diagnosed failure (nan_loss, ...) has only its kind
+        return f"failed: {record.error[:150] or record.failure_class or record.state}"
+    gain = record.gain_over(baseline)
+    score = "–" if record.accuracy is None else f"{record.accuracy:.1%}"
+    return f"{score} ({record.verdict}, {100 * gain:+.1f} pt)" if gain is not None else f"{score} ({record.verdict})"
 
 
 def planner_log_markdown(records: list[IterationRecord], pending: Proposal | None, baseline: float) -> str:
-    def cell(text: str) -> str:
-        return text.replace("|", "/").replace("\n", " ")[:300]
-
-    rows = ["| # | proposal | why | guard | outcome |", "|---|---|---|---|---|"]
-    for r in records:
-        outcome = f"failed: {r.failure_class or r.state}" if r.failed else f"{r.accuracy:.1%} ({r.verdict})"
-        rows.append(f"| {r.index} | `{signature(r.params)}` | {cell(r.rationale)} | {r.guard_action} | {outcome} |")
+    """One row per iteration.  The short columns come first: the Prefect UI does not wrap table cells,
+    so a long reason only runs off to the right instead of pushing the outcome out of sight."""
+    rows = [
+        [str(r.index), cell(_outcome(r, baseline)), cell(r.guard_action), cell(params_summary(r.params)),
+         cell(r.rationale, 300)]
+        for r in records
+    ]  # fmt: skip
     if pending is not None:
         rows.append(
-            f"| {len(records) + 1} | `{signature(pending.params)}` | {cell(pending.rationale)} | "
-            f"{pending.guard_action} | (running) |"
-        )
-    return f"## Planner log\n\nBaseline {baseline:.1%}.\n\n" + "\n".join(rows)
+            [str(len(records) + 1), "(running)", cell(pending.guard_action), cell(params_summary(pending.params)),
+             cell(pending.rationale, 300)]
+        )  # fmt: skip
+    return (
+        f"## Planner log\n\nBaseline {baseline:.1%}. One row per iteration: the outcome (accuracy, verdict, gain "
+        "over the baseline in points), what the doom-loop guard did with the proposal (accept; reject: re-asked; "
+        "force: changed direction), its main parameters (all of them in its `proposal` artifact) and the "
+        "planner's reason.\n\n" + table(["#", "outcome", "guard", "proposal", "why"], rows)
+    )
 
 
 def publish_planner_log(records: list[IterationRecord], pending: Proposal | None, baseline: float) -> None:
     create_markdown_artifact(
         key="planner-log",
         markdown=planner_log_markdown(records, pending, baseline),
-        description="Per iteration: what the planner proposed, why, what the guard did, the outcome",
+        description="Per iteration: the outcome, what the guard did, what the planner proposed and why",
     )
 
 

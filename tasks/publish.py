@@ -4,16 +4,16 @@ report (workspace + artifact), the best model's card and, when asked, the push t
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prefect import task
-from prefect.artifacts import create_image_artifact, create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from internflow.disk import is_disk_full
+from internflow.markdown import code, image
 from internflow.model_card import campaign_report_markdown, model_card_markdown, plot_learning_curve
 from internflow.schemas import CampaignReport, TrainResult
 
@@ -27,14 +27,15 @@ CAMPAIGN_REPORT = "campaign-report.md"
 
 @task(name="learning-curve", cache_policy=NO_CACHE)
 def publish_learning_curve(result: TrainResult, index: int, reports_dir: Path) -> Path:
-    """PNG in the workspace; the artifact embeds it as a data URL, so the UI shows it with no file server."""
+    """PNG in the workspace; the artifact embeds it in markdown as a data URL, so the UI shows it with
+    no file server (an image artifact would also print the whole base64 text as a link)."""
     path = plot_learning_curve(
         result, f"iteration {index}: {result.trackio_run}", reports_dir / f"iteration-{index}-learning-curve.png"
     )
-    create_image_artifact(
-        image_url="data:image/png;base64," + base64.b64encode(path.read_bytes()).decode(),
+    create_markdown_artifact(
         key="learning-curve",
-        description=f"Iteration {index}: training loss per step ({result.steps} steps). File: {path}",
+        markdown=f"{image(path.read_bytes(), f'iteration {index} learning curve')}\n\nFile: {code(str(path))}",
+        description=f"Iteration {index}: training loss per step ({result.steps} steps)",
     )
     return path
 

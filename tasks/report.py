@@ -1,4 +1,5 @@
-"""Reporting stage: the campaign leaderboard artifact and `report.json` in the workspace.
+"""Reporting stage: the campaign leaderboard artifact, the campaign-progress plot and `report.json`
+in the workspace.
 
 Called after every iteration, so a crash mid-campaign still leaves an up-to-date report.
 """
@@ -8,73 +9,62 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from internflow.disk import is_disk_full
-from internflow.schemas import CampaignReport
+from internflow.markdown import cell, image
+from internflow.model_card import plot_campaign_progress, progress_series
+from internflow.narration import short_path
+from internflow.schemas import CampaignConfig, CampaignFailure, CampaignReport, EvalResult, IterationParams
 
-__all__ = ["leaderboard_rows", "publish_report"]
+__all__ = ["CLI_COLUMNS", "leaderboard_rows", "publish_failure", "publish_report"]
+
+# What `internflow run` and `internflow leaderboard` print; the artifact shows every column.
+CLI_COLUMNS = ("iter", "verdict", "acc %", "95% CI", "gain", "datasets", "lr", "steps", "init", "wall s")
 
 
-def leaderboard_rows(report: CampaignReport) -> list[dict[str, object]]:
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def _scores(e: EvalResult, gain: float) -> dict[str, str]:
+    return {"acc %": _pct(e.accuracy), "95% CI": f"{_pct(e.ci_low)}–{_pct(e.ci_high)}", "gain": f"{100 * gain:+.1f}"}
+
+
+def _params(p: IterationParams) -> dict[str, str]:
+    return {
+        "method": p.method,
+        "datasets": "+".join(p.datasets),
+        "lr": f"{p.learning_rate:.0e}",
+        "steps": str(p.max_steps),
+        "init": p.init_from + ("+LoRA" if p.use_lora else ""),
+    }
+
+
+def leaderboard_rows(report: CampaignReport) -> list[dict[str, str]]:
+    """The leaderboard as text, one row per iteration: the baseline, then the iterations best first,
+    then the failed ones.  Accuracy and its 95 % CI in percent, gain over the baseline in points, the
+    model (folder relative to the workspace) next to them so that it is in sight, then the parameters;
+    "-" where a value does not apply."""
+    dash = dict.fromkeys(("method", "datasets", "lr", "steps", "init"), "-")
     base = report.baseline
-    rows: list[dict[str, object]] = [
-        {
-            "iteration": "baseline",
-            "verdict": "-",
-            "accuracy": round(base.accuracy, 4),
-            "ci95": f"[{base.ci_low:.3f}, {base.ci_high:.3f}]",
-            "n": base.n,
-            "gain": 0.0,
-            "method": "-",
-            "datasets": "-",
-            "lr": "-",
-            "steps": "-",
-            "init": "-",
-            "lora": "-",
-            "wall_s": round(base.runtime_s),
-            "model": report.base_model,
-        }
+    rows = [
+        {"iter": "baseline", "verdict": "-", **_scores(base, 0.0), "model (or error)": report.config.model}
+        | {"n": str(base.n), **dash, "wall s": str(round(base.runtime_s))}
     ]
-    for result in sorted(report.iterations, key=lambda r: -r.evaluation.accuracy):
-        p, e = result.params, result.evaluation
+    for r in sorted(report.iterations, key=lambda r: -r.evaluation.accuracy):
         rows.append(
-            {
-                "iteration": result.index,
-                "verdict": result.diagnosis.verdict,
-                "accuracy": round(e.accuracy, 4),
-                "ci95": f"[{e.ci_low:.3f}, {e.ci_high:.3f}]",
-                "n": e.n,  # fewer than the baseline's for a screen; its gain is on those items
-                "gain": round(result.diagnosis.gain_vs_baseline, 4),
-                "method": p.method,
-                "datasets": "+".join(p.datasets),
-                "lr": p.learning_rate,
-                "steps": p.max_steps,
-                "init": p.init_from,
-                "lora": p.use_lora,
-                "wall_s": round(result.wall_s),
-                "model": result.train.model_path,
-            }
+            {"iter": str(r.index), "verdict": r.diagnosis.verdict}
+            | _scores(r.evaluation, r.diagnosis.gain_vs_baseline)
+            | {"model (or error)": short_path(r.train.model_path, report.config.workspace)}
+            # n: fewer than the baseline's for a screen; its gain is on those items
+            | {"n": str(r.evaluation.n), **_params(r.params), "wall s": str(round(r.wall_s))}
         )
-    for failure in report.failures:
+    for f in report.failures:
         rows.append(
-            {
-                "iteration": failure.index,
-                "verdict": "failed",
-                "accuracy": None,
-                "ci95": "-",
-                "n": None,
-                "gain": None,
-                "method": failure.params.method,
-                "datasets": "+".join(failure.params.datasets),
-                "lr": failure.params.learning_rate,
-                "steps": failure.params.max_steps,
-                "init": failure.params.init_from,
-                "lora": failure.params.use_lora,
-                "wall_s": None,
-                "model": failure.error[:120],
-            }
+            {"iter": str(f.index), "verdict": "failed", "acc %": "-", "95% CI": "-", "gain": "-"}
+            | {"model (or error)": f.error[:200], "n": "-", **_params(f.params), "wall s": "-"}
         )
     return rows
 
@@ -92,10 +82,16 @@ def publish_report(report: CampaignReport, path: Path) -> Path:
         get_run_logger().error("%s keeps its last version: the disk is full (%s)", path, error)
     create_table_artifact(
         key="leaderboard",
-        table=leaderboard_rows(report),
+        # Prefect renders each string cell as markdown: a bare "-" would be a list bullet.
+        table=[{column: cell(value) for column, value in row.items()} for row in leaderboard_rows(report)],
         description=(
-            f"Best: iteration {report.best_iteration} at {report.best_score:.1%} "
-            f"(baseline {report.baseline.accuracy:.1%}). Stop reason: {report.stop_reason}"
+            (
+                f"Best: iteration {report.best_iteration} at {report.best_score:.1%}"
+                if report.best_iteration is not None
+                else "No iteration beat the baseline"
+            )
+            + f" (baseline {report.baseline.accuracy:.1%}); accuracy and 95 % CI in %, gain in points over the "
+            f"baseline. Stop reason: {report.stop_reason}"
             + (
                 f". Final model on the whole test split: {report.final_full.accuracy:.1%} (n={report.final_full.n})"
                 if report.final_full
@@ -103,4 +99,57 @@ def publish_report(report: CampaignReport, path: Path) -> Path:
             )
         ),
     )
+    try:
+        _publish_progress(report, path.parent / "reports" / "campaign-progress.png")
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        get_run_logger().error("the campaign-progress plot is not updated: the disk is full (%s)", error)
     return path
+
+
+def publish_failure(
+    error: BaseException,
+    path: Path,
+    config: CampaignConfig,
+    elapsed_s: float,
+    report: CampaignReport | None = None,
+    flow_run_id: str | None = None,
+) -> str:
+    """report.json for a campaign that failed after preflight: its report so far (baseline and
+    iterations kept) with the failure as its stop reason, or, before a baseline, the config and
+    the failure.  Returns the failure as one line."""
+    failure = f"{type(error).__name__}: {' '.join(str(error).split())}"
+    reason = f"failed: {failure}"
+    final: CampaignReport | CampaignFailure
+    if report is not None:
+        final = report.model_copy(update={"stop_reason": reason, "failure": failure})
+    else:
+        final = CampaignFailure(
+            config=config, failure=failure, stop_reason=reason, elapsed_s=elapsed_s, flow_run_id=flow_run_id
+        )
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(final.model_dump_json(indent=2))
+    tmp.replace(path)
+    return failure
+
+
+def _publish_progress(report: CampaignReport, png: Path) -> None:
+    """Score per iteration over the campaign's time, baseline and best marked."""
+    plot_campaign_progress(
+        progress_series(report),
+        report.baseline.accuracy,
+        report.best_iteration,
+        f"{report.config.benchmark}: {report.stop_reason}",
+        png,
+    )
+    create_markdown_artifact(
+        key="campaign-progress",
+        markdown=(
+            f"{image(png.read_bytes(), 'accuracy per iteration over the campaign time')}\n\n"
+            f"Accuracy (%) of each iteration against minutes since the baseline was scored; dashed line: the "
+            f"baseline, star: the best iteration, ✕: a failed one. File: {cell(str(png))}"
+        ),
+        description=f"Score per iteration over time (best {report.best_score:.1%}, baseline "
+        f"{report.baseline.accuracy:.1%}); updated after every iteration",
+    )

@@ -3,23 +3,31 @@
 The backend (`internflow.execution`: a local child process by default, or Hugging Face Jobs)
 streams noteworthy output into the Prefect task log.  The `gpu` global concurrency limit keeps
 one training job per GPU across every flow on the Prefect server (create it with
-`prefect gcl create gpu --limit 1`; without it the stage runs unthrottled).  Cached on the request
-(base model fingerprint, data fingerprint, parameters), so an identical iteration re-run is served
-from Prefect's persisted result, and a re-run after a crash resumes from the last checkpoint.
+`prefect gcl create gpu --limit 1`).  Without it the stage runs unthrottled and says so once per
+process in the log (not Prefect's warning on every job); it is not created for you, since a limit
+governs every flow on the server.
+Cached on the request (base model fingerprint, data fingerprint, parameters), so an identical
+iteration re-run is served from Prefect's persisted result, and a re-run after a crash resumes
+from the last checkpoint.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 from prefect.concurrency.sync import concurrency
 from prefect.logging import get_run_logger
 
 from internflow.execution import TrainingFailed, get_backend
+from internflow.model_card import trackio_run_url
 from internflow.retention import pruned_count
 from internflow.schemas import IterationParams, PreparedDataset, TrainRequest, TrainResult
 from internflow.workspace import Workspace
@@ -88,10 +96,45 @@ def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
 def train_model(request: TrainRequest) -> TrainResult:
     logger = get_run_logger()
     backend = get_backend(request.backend)
-    with concurrency(GPU_LIMIT, occupy=1, strict=False):
+    with _gpu_slot():
         result = backend.run(request, logger.info)
     _publish(result)
     return result
+
+
+def _gpu_limit_exists() -> bool:
+    """Whether the Prefect server has the `gpu` global concurrency limit (asked per job: one API call)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_global_concurrency_limit_by_name(GPU_LIMIT)
+        return True
+    except ObjectNotFound:
+        _say_unthrottled()
+        return False
+
+
+@functools.cache
+def _say_unthrottled() -> None:
+    """Once per process, instead of Prefect's warning on every train task."""
+    get_run_logger().info(
+        "no '%s' concurrency limit on this Prefect server: training jobs are not throttled "
+        "(`prefect gcl create %s --limit <GPUs>` keeps one job per GPU)",
+        GPU_LIMIT,
+        GPU_LIMIT,
+    )
+
+
+@contextmanager
+def _gpu_slot() -> Iterator[None]:
+    """One slot of the `gpu` limit for the training job, when the server has that limit."""
+    if _gpu_limit_exists():
+        with concurrency(GPU_LIMIT, occupy=1, strict=False):
+            yield
+    else:
+        yield
 
 
 def _publish(result: TrainResult) -> None:
@@ -104,4 +147,11 @@ def _publish(result: TrainResult) -> None:
             f"{result.steps} steps in {result.runtime_s:.0f}s; final loss {result.final_loss}; "
             f"model {result.model_path}; trackio {result.trackio_project}/{result.trackio_run}"
         ),
+    )
+    create_link_artifact(
+        key="trackio",
+        link=trackio_run_url(result.trackio_project, result.trackio_run),
+        link_text=f"{result.trackio_run} in the trackio dashboard",
+        description="This run's training curves; start the dashboard first: "
+        f"`internflow dashboard -w {Path(result.checkpoint_dir).parent.parent}`.",
     )

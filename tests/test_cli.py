@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -40,6 +41,9 @@ def test_help_does_not_import_torch_or_prefect() -> None:
         (["--recipe", "sft/huge"], "recipe: no recipe 'sft/huge'"),
         (["--backend", "cloud"], "training_backend"),
         (["--money-budget", "0"], "money_budget_usd"),
+        (["--dataset", "hub:no-owner"], "datasets: Value error, expected hub:owner/name[:config][@split]"),
+        (["--column-mapping", "hub:org/x"], "column_mapping: expected ID=role:column"),
+        (["--column-mapping", "hub:org/x=question:q"], "column_mappings.hub:org/x.question: Extra inputs"),
     ],
 )
 def test_run_refuses_bad_input_with_named_error(args: list[str], expected: str, tmp_path: Path) -> None:
@@ -160,7 +164,7 @@ def test_evaluate_refuses_a_task_spec_row_that_is_a_list_naming_its_line(tmp_pat
     spec = tmp_path / "sums.yaml"
     spec.write_text("name: sums\ndata: sums.jsonl\nprompt_template: '{q} ='\nanswer_field: a\n")
     result = _run("evaluate", "--benchmark", str(spec), "-w", str(tmp_path / "ws"))
-    assert f"{tmp_path / 'sums.jsonl'}:2: expected a JSON object" in _one_line(result)
+    assert f"{tmp_path / 'sums.jsonl'}:2: a JSON list; each line must be one object" in _one_line(result)
 
 
 def test_train_refuses_a_truncated_jsonl_naming_file_and_line(tiny_model: Path, tmp_path: Path) -> None:
@@ -212,3 +216,99 @@ def test_train_run_twice_trains_once_and_keeps_the_model(tiny_model: Path, tmp_p
     assert (first["steps"], second["steps"]) == (4, 4), "a re-run must not train a step more (it gave 4 → 5 → 6)"
     assert "already trained" in " ".join(again.stdout.split())
     assert second["model_path"] == first["model_path"] and kept == trained, "the model must not be replaced"
+
+
+def test_discover_lists_the_vetted_training_data_of_a_target(tmp_path: Path) -> None:
+    result = _run("discover", "--benchmark", "arithmetic", "-w", str(tmp_path), env={"INTERNFLOW_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr
+    out = " ".join(result.stdout.split())
+    assert "arithmetic-direct" in out and "offered" in out and "arithmetic-contaminated" in out
+    assert "Hub not searched" in out and "the recipe starts from ['arithmetic-direct']" in out
+
+
+def test_run_refuses_a_base_model_without_chat_template_naming_it_and_the_fix(tiny_model: Path, tmp_path: Path) -> None:
+    from tests.tiny_model import as_base_model
+
+    base = as_base_model(tiny_model, tmp_path / "base-model")
+    result = _run("run", "--model", str(base), "--workspace", str(tmp_path / "ws"), env={"INTERNFLOW_OFFLINE": "1"})
+    assert result.returncode == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert f"model: {base} has no chat template" in message and "tokenizer.chat_template" in message
+    assert "Traceback" not in result.stderr and not (tmp_path / "ws" / "report.json").exists()
+
+
+def test_a_campaign_failing_after_preflight_writes_report_json_and_exits_1_with_one_line(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "ws"
+    result = _run(
+        "run", "--model", str(tiny_model), "--workspace", str(workspace), "--planner", "search",
+        "--max-iterations", "1", "--eval-endpoint", "http://127.0.0.1:9/v1", env={"INTERNFLOW_OFFLINE": "1"},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "campaign failed: EvalServerError: eval_endpoint: http://127.0.0.1:9/v1/models" in " ".join(
+        result.stderr.split()
+    )
+    report = json.loads((workspace / "report.json").read_text())
+    assert report["failure"].startswith("EvalServerError: eval_endpoint:")
+    assert report["stop_reason"] == f"failed: {report['failure']}"
+    shown = _run("leaderboard", "--workspace", str(workspace))
+    assert shown.returncode == 2 and "the campaign failed before its baseline: EvalServerError" in shown.stderr
+
+
+def _processes_with(argument: str) -> list[int]:
+    """Pids whose command line holds `argument` as one of its words."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if argument.encode() in (entry / "cmdline").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_to_ui_stops_the_prefect_server_it_started(tmp_path: Path) -> None:
+    """Regression: SIGTERM to `internflow ui` left its Prefect server running on the port."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "internflow.cli", "ui", "-w", str(tmp_path / "ws"), "--port", str(port)],
+        env=env | {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                assert ui.poll() is None, "internflow ui exited before its server came up"
+                time.sleep(1)
+        assert _processes_with(str(port)), "the server runs with its port on its command line"
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(timeout=30)
+        deadline = time.monotonic() + 40  # the watchdog polls twice a second, then allows 15 s of grace
+        while _processes_with(str(port)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _processes_with(str(port)), "a server process outlived `internflow ui`"
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2)
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+        for pid in _processes_with(str(port)):
+            os.kill(pid, signal.SIGKILL)

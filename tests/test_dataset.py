@@ -219,7 +219,7 @@ def test_a_dataset_whose_format_cannot_train_the_method_is_skipped_and_said(
 ) -> None:
     monkeypatch.delenv("INTERNFLOW_CATALOG", raising=False)
     with pytest.raises(ValueError, match=r"no usable training rows.*'unusable_format': 500"):
-        _prepare(("arithmetic-prompts",), 16, 0, "arithmetic", tmp_path)
+        flow(lambda: prepare_dataset(("arithmetic-prompts",), 16, 0, "arithmetic", Workspace.open(tmp_path), "dpo"))()
 
 
 def test_iteration_params_take_one_positive_weight_per_dataset() -> None:
@@ -233,12 +233,105 @@ def test_iteration_params_take_one_positive_weight_per_dataset() -> None:
         IterationParams(datasets=two, dataset_weights=(1.0, 0.0))
 
 
-def test_screening_tells_a_planner_which_bundled_datasets_it_may_train_on(monkeypatch) -> None:
-    from tasks.dataset import screen_datasets
+def test_screening_tells_a_planner_which_bundled_datasets_it_may_train_on(monkeypatch, tmp_path: Path) -> None:
+    from internflow.data.vetting import DataPaths, resolve_sources, screen_sources
 
     monkeypatch.delenv("INTERNFLOW_CATALOG", raising=False)
-    names = ("arithmetic-direct", "arithmetic-contaminated", "arithmetic-noisy", "arithmetic-prompts")
-    checks = screen_datasets(names, "arithmetic")
-    assert [name for name, check in checks.items() if not check.blocked] == ["arithmetic-direct", "arithmetic-noisy"]
-    assert checks["arithmetic-noisy"].rejected == {"wrong_answer": 100}
-    assert not screen_datasets(("arithmetic-prompts",), "arithmetic", method="grpo")["arithmetic-prompts"].blocked
+    names = ("arithmetic-direct", "arithmetic-contaminated", "arithmetic-noisy", "arithmetic-preference")
+    checks = screen_sources(
+        resolve_sources(names, ()), get_benchmark("arithmetic"), DataPaths(tmp_path, tmp_path), ("sft", "dpo")
+    )
+    sft = {name: by_method["sft"] for name, by_method in checks.items()}
+    assert [name for name, check in sft.items() if not check.blocked] == [
+        "arithmetic-direct", "arithmetic-noisy", "arithmetic-preference"
+    ]  # fmt: skip
+    assert sft["arithmetic-noisy"].rejected == {"wrong_answer": 100}
+    assert sft["arithmetic-direct"].mapping == "prompt←question, completion←answer, answer←answer"
+    assert [name for name, by_method in checks.items() if not by_method["dpo"].blocked] == ["arithmetic-preference"]
+
+
+def _quarantine(prepared: PreparedDataset) -> list[dict]:
+    return [json.loads(line) for line in Path(prepared.quarantine_path or "").read_text().splitlines()]
+
+
+def test_content_parts_train_as_text_and_tool_or_image_rows_are_quarantined_with_a_reason(
+    prefect_harness, tmp_path: Path, monkeypatch
+) -> None:
+    def text(value: str) -> list[dict]:
+        return [{"type": "text", "text": value}]
+
+    def user(content: object) -> dict:
+        return {"role": "user", "content": content}
+
+    def assistant(content: object) -> dict:
+        return {"role": "assistant", "content": content}
+
+    call = {"role": "assistant", "content": None, "tool_calls": [{"type": "function", "function": {"name": "add"}}]}
+    rows = [
+        {"messages": [user(text("What is 1000 + 1000?")), assistant(text("2000"))]},
+        {"messages": [user("What is 2000 + 1?"), call, {"role": "tool", "content": "2001"}, assistant("2001")]},
+        {"messages": [user("What is 5 + 5?"), assistant("10")], "tools": [{"type": "function"}]},
+        {"messages": [user([{"type": "image", "url": "x.png"}, *text("Count them")]), assistant("3")]},
+    ]
+    _catalog(tmp_path / "catalog", "field-rows", "arithmetic", rows)
+    monkeypatch.setenv("INTERNFLOW_CATALOG", str(tmp_path / "catalog"))
+    prepared = _prepare(("field-rows",), 16, 0, "arithmetic", tmp_path / "ws")
+
+    assert _rows(prepared) == [
+        {
+            "prompt": [{"role": "user", "content": "What is 1000 + 1000?"}],
+            "completion": [{"role": "assistant", "content": "2000"}],
+        }
+    ]
+    assert prepared.rejected == {"tool_calls": 2, "non_text_content": 1}
+    quarantined = _quarantine(prepared)
+    assert [(q["where"].rsplit(":", 1)[1], q["reason"]) for q in quarantined] == [
+        ("2", "tool_calls"),
+        ("3", "tool_calls"),
+        ("4", "non_text_content"),
+    ]
+    assert "image content" in quarantined[2]["detail"] and quarantined[0]["row"] == rows[1]
+
+
+def test_grpo_rows_without_a_reference_answer_are_quarantined_not_trained_with_reward_0(
+    prefect_harness, tmp_path: Path, monkeypatch
+) -> None:
+    rows = [
+        {"prompt": "What is 1000 + 1000?", "answer": "2,000"},
+        {"prompt": "What is 2000 + 2000?"},  # no answer column in this row
+        {"prompt": "What is 3000 + 3000?", "answer": None},
+        {"prompt": "What is 4000 + 4000?", "answer": "eight thousand"},
+        {"prompt": "What is 5000 + 5000?", "answer": "5000 + 5000 = 10000\n#### 10,000"},
+    ]
+    _catalog(tmp_path / "catalog", "some-answers", "arithmetic", rows)
+    monkeypatch.setenv("INTERNFLOW_CATALOG", str(tmp_path / "catalog"))
+
+    @flow
+    def prepare() -> PreparedDataset:
+        return prepare_dataset(("some-answers",), 16, 0, "arithmetic", Workspace.open(tmp_path / "ws"), method="grpo")
+
+    prepared = prepare()
+    # A worked reference is read as the final answer it marks.
+    assert sorted(row["answer"] for row in _rows(prepared)) == ["10,000", "2,000"]
+    assert prepared.rejected == {"no_answer": 2, "unreadable_answer": 1}
+
+
+def test_rows_over_max_length_in_the_models_tokens_are_quarantined_as_too_long(
+    prefect_harness, tmp_path: Path, monkeypatch, tiny_model: Path
+) -> None:
+    long_question = "What is 1000 + 1000? " + "Think it over carefully. " * 40  # ~1k characters: under 8,000
+    rows = [{"question": "What is 1000 + 1000?", "answer": "2000"}, {"question": long_question, "answer": "2000"}]
+    _catalog(tmp_path / "catalog", "long-rows", "arithmetic", rows)
+    monkeypatch.setenv("INTERNFLOW_CATALOG", str(tmp_path / "catalog"))
+
+    @flow
+    def prepare() -> PreparedDataset:
+        workspace = Workspace.open(tmp_path / "ws")
+        return prepare_dataset(("long-rows",), 16, 0, "arithmetic", workspace, model=str(tiny_model), max_length=64)
+
+    prepared = prepare()
+    assert prepared.rows == 1 and prepared.sources[0].rows_used == 1  # what training will see, counted as such
+    assert prepared.rejected == {"too_long": 1}
+    (quarantined,) = _quarantine(prepared)
+    assert quarantined["where"].endswith(":2") and quarantined["detail"].endswith("tokens > max_length 64")
+    assert int(quarantined["detail"].split()[0]) > 64

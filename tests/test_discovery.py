@@ -9,6 +9,7 @@ import pytest
 
 from internflow.data.discovery import HubCatalog, LocalCatalog, get_catalog
 from internflow.http import OfflineError, ServiceError, session_for
+from internflow.schemas import ColumnMapping
 from tests.replay_server import Recording, ReplayServer
 
 GSM8K = "openai/gsm8k"
@@ -41,33 +42,37 @@ def _catalog(url: str, retries: int = 3) -> HubCatalog:
 
 def test_hub_search_lists_candidates_and_says_which_are_gated(hub: ReplayServer) -> None:
     found = _catalog(hub.url).search("gsm8k", limit=5)
-    assert [c.name for c in found] == [GSM8K, "example-org/gsm8k-gated-mirror"]
-    assert found[0].note == "412873 downloads" and found[1].note.startswith("gated (manual)")
+    assert [c.repo for c in found] == [GSM8K, "example-org/gsm8k-gated-mirror"]
+    assert found[0].downloads == 412873 and found[0].license == "mit" and found[0].status == "candidate"
+    assert found[1].status == "gated" and found[1].note.startswith("gated (manual)")
     [sent] = hub.requests
     assert sent.query == {"search": ["gsm8k"], "limit": ["5"], "sort": ["downloads"]}
 
 
 def test_inspection_reads_validity_splits_size_and_first_rows_before_any_download(hub: ReplayServer) -> None:
-    candidate = _catalog(hub.url).inspect(GSM8K)
-    assert candidate.valid and candidate.config == "main" and candidate.splits == ("train", "test")
+    inspection = _catalog(hub.url).inspect(GSM8K)
+    candidate = inspection.source
+    assert candidate.usable and candidate.config == "main" and candidate.id == "hub:openai/gsm8k:main@train"
     assert candidate.rows == 7473 and candidate.columns == ("question", "answer")
-    assert candidate.format == "question_answer" and candidate.sample[0]["question"].startswith("Natalia sold clips")
-    assert "other configs: socratic" in candidate.note
-    assert [r.path for r in hub.requests] == ["/is-valid", "/splits", "/size", "/first-rows"]
+    assert candidate.format == "prompt_completion" and candidate.methods == ("sft", "grpo")
+    assert inspection.sample[0]["question"].startswith("Natalia sold clips")
+    assert "splits: train, test" in candidate.note and "other configs: socratic" in candidate.note
+    # /info has no recording here: its 404 falls back to /size.
+    assert [r.path for r in hub.requests] == ["/is-valid", "/splits", "/info", "/size", "/first-rows"]
     assert hub.requests[-1].query == {"dataset": [GSM8K], "config": ["main"], "split": ["train"]}
 
 
 def test_a_dataset_the_viewer_cannot_preview_is_marked_invalid(hub: ReplayServer) -> None:
     hub.inject("/is-valid", [Recording.from_file("datasets-server/is_valid_gated.json")])
-    candidate = _catalog(hub.url).inspect("example-org/gsm8k-gated-mirror")
-    assert not candidate.valid and "cannot preview" in candidate.note and len(hub.requests) == 1
+    candidate = _catalog(hub.url).inspect("example-org/gsm8k-gated-mirror").source
+    assert candidate.status == "invalid" and "cannot preview" in candidate.note and len(hub.requests) == 1
 
 
 def test_inspection_survives_429_500_and_a_timeout(hub: ReplayServer) -> None:
     hub.inject("/splits", [429, 500])
     hub.inject("/first-rows", ["timeout"])
-    assert _catalog(hub.url).inspect(GSM8K).rows == 7473
-    assert len(hub.requests) == 7
+    assert _catalog(hub.url).inspect(GSM8K).source.rows == 7473
+    assert len(hub.requests) == 8
 
 
 def test_a_viewer_down_for_good_is_a_service_error_and_offline_mode_is_explicit(
@@ -85,14 +90,16 @@ def test_the_local_catalog_answers_the_same_questions_offline(monkeypatch: pytes
     monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")  # nothing here needs the network
     local = get_catalog("local")
     assert isinstance(local, LocalCatalog)
-    assert [c.name for c in local.search("arithmetic preference")] == ["arithmetic-preference"]
-    preference = local.inspect("arithmetic-preference")
-    assert preference.format == "preference" and preference.rows == 500
-    assert preference.columns == ("prompt", "chosen", "rejected") and len(preference.sample) == 3
-    assert local.inspect("arithmetic-prompts").format == "prompt_only"
-    assert len(local.load("arithmetic-noisy")) == 1000
+    assert [c.id for c in local.search("arithmetic preference")] == ["arithmetic-preference"]
+    inspection = local.inspect("arithmetic-preference")
+    preference = inspection.source
+    assert preference.format == "preference" and preference.rows == 500 and preference.methods == ("sft", "dpo", "grpo")
+    assert preference.columns == ("prompt", "chosen", "rejected") and len(inspection.sample) == 3
+    assert local.inspect("arithmetic-prompts").source.mapping == ColumnMapping(
+        prompt="prompt", completion="answer", answer="answer"
+    )  # prompt + answer: SFT on the answer, which GRPO's reward also reads
     with pytest.raises(ValueError, match="one split, 'train'"):
-        local.load("arithmetic-noisy", "test")
+        local.inspect("arithmetic-noisy", "test")
 
 
 def test_an_unknown_catalog_lists_the_known_ones() -> None:

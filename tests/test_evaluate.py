@@ -104,3 +104,121 @@ def test_a_model_retrained_into_the_same_folder_is_evaluated_again_not_served_fr
     third_state, _ = _evaluate_state(str(model), tmp_path / "samples")
 
     assert third_state == "Completed", "a cached score must not describe a model overwritten since"
+
+
+def over_length_spec(folder: Path) -> Path:
+    """A task spec of three short sums and, second, one prompt far over the tiny model's 512 positions."""
+    long_prompt = "Read this first. " + " ".join(f"Note {n}: add the numbers below." for n in range(300))
+    rows = [
+        {"q": "1 + 1 =", "a": 2},
+        {"q": long_prompt + " 2 + 2 =", "a": 4},
+        {"q": "3 + 3 =", "a": 6},
+        {"q": "4 + 4 =", "a": 8},
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sums.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    spec = folder / "sums.yaml"
+    spec.write_text(
+        "name: sums\ndata: sums.jsonl\nprompt_template: '{q}'\nanswer_field: a\n"
+        "extraction: number\nmetric: numeric\nmax_new_tokens: 8\n"
+    )
+    return spec
+
+
+def check_over_length(result: EvalResult, tiny_model: Path) -> list[dict]:
+    """The long item is marked, counted and unanswered; the others are answered and scored."""
+    from transformers import AutoTokenizer
+
+    from internflow.evaluation.lighteval_models import chat_prompt_ids
+
+    rows = [json.loads(line) for line in Path(result.samples_path).read_text().splitlines()]
+    long_row = next(row for row in rows if len(row["prompt"]) > 1000)
+    (long_ids,) = chat_prompt_ids(AutoTokenizer.from_pretrained(tiny_model), [long_row["prompt"]])
+    assert len(long_ids) > 512, "the long prompt must exceed the tiny model's context"
+    assert long_row["over_length"] is True and long_row["output"] == "" and long_row["correct"] is False
+    assert [row["over_length"] for row in rows].count(True) == 1 and result.over_length == 1
+    assert result.n == 4 and result.unparseable == sum(r["extracted"] is None for r in rows if not r["over_length"])
+    assert all(row["output"] for row in rows if not row["over_length"])  # the others were answered
+    return rows
+
+
+def test_a_prompt_longer_than_the_context_is_marked_over_length_and_the_rest_scored(
+    prefect_harness, tiny_model: Path, tmp_path: Path
+) -> None:
+    spec = over_length_spec(tmp_path / "spec")
+
+    @flow
+    def evaluate() -> EvalResult:
+        return evaluate_model(str(tiny_model), "tiny", str(spec), None, 0, "long", tmp_path, backend="transformers")
+
+    check_over_length(evaluate(), tiny_model)
+
+
+def _samples(benchmark_name: str, wrong: int, none_found: int) -> list[dict]:
+    """Per-sample rows as the evaluation writes them: the benchmark's real prompts, some answers wrong."""
+    bench = get_benchmark(benchmark_name)
+    rows = []
+    for i, item in enumerate(bench.load("test")[:8]):
+        correct = i >= wrong + none_found
+        extracted = None if i < none_found else (item.answer if correct else "999")
+        output = "I am not sure | maybe <b>" if extracted is None else f"The answer is {extracted}."
+        rows.append({"id": item.id, "prompt": bench.prompt(item), "output": output, "extracted": extracted,
+                     "expected": item.answer, "correct": correct})  # fmt: skip
+    return rows
+
+
+def _result(samples: list[dict]) -> EvalResult:
+    n_correct = sum(s["correct"] for s in samples)
+    return EvalResult(
+        label="iteration-1", benchmark="arithmetic", accuracy=n_correct / len(samples), n=len(samples),
+        n_correct=n_correct, ci_low=0.1, ci_high=0.9, unparseable=sum(s["extracted"] is None for s in samples),
+        samples_path="/ws/eval-samples/iteration-1.jsonl", runtime_s=1.0, backend="transformers",
+    )  # fmt: skip
+
+
+def test_evaluation_artifact_shows_the_whole_question_of_each_failure_under_a_header() -> None:
+    """Regression: prompts cut at 60 characters showed only the shared instruction; the verdict column
+    had no header; nothing said the rows were the failures."""
+    from tasks.evaluate import evaluation_markdown
+    from tests.test_markdown import rendered_cells
+
+    samples = _samples("arithmetic", wrong=2, none_found=1)
+    markdown = evaluation_markdown(_result(samples), samples)
+    assert "### Failures, worst first (3 of 3 shown)" in markdown
+    assert "Every prompt reads `State the final answer to the following arithmetic problem: … =`" in markdown
+    header = markdown[markdown.index("| item |") :].splitlines()[0]
+    assert [h.strip() for h in header.strip("|").split("|")] == [
+        "item", "question", "model output", "extracted answer", "expected answer"
+    ]  # fmt: skip
+    rows = rendered_cells(markdown)
+    assert [r[0] for r in rows] == [s["id"] for s in samples[:3]], "no answer found comes first, then wrong ones"
+    assert rows[0][2] == "I am not sure | maybe <b>" and rows[0][3] == "none found"
+    assert [r[1] for r in rows] == [s["prompt"].split(": ")[1].removesuffix(" =") for s in samples[:3]]
+
+
+def test_long_questions_are_shown_whole_in_labelled_blocks_not_a_table_that_hides_columns() -> None:
+    """The Prefect UI does not wrap table cells: a 300-character question would push the answers
+    out of sight, so each failure gets a block that wraps."""
+    import html
+
+    from markdown_it import MarkdownIt
+
+    from tasks.evaluate import evaluation_markdown
+
+    samples = _samples("family-mc", wrong=2, none_found=1)
+    markdown = evaluation_markdown(_result(samples), samples)
+    assert "<table>" not in MarkdownIt("commonmark").enable("table").render(markdown)
+    text = " ".join(html.unescape(MarkdownIt("commonmark").render(markdown)).split())
+    assert "Every prompt reads" in text and "Answer with the letter of the correct option." in text
+    for sample in samples[:3]:
+        question = " ".join(sample["prompt"].removesuffix("Answer with the letter of the correct option.").split())
+        assert f"<strong>Question:</strong> {question}" in text, question
+        assert f"expected answer: {sample['expected']}" in text
+    assert "<strong>Model output:</strong> I am not sure | maybe <b>" in text
+
+
+def test_evaluation_artifact_with_no_failure_says_so() -> None:
+    from tasks.evaluate import evaluation_markdown
+
+    samples = _samples("arithmetic", wrong=0, none_found=0)
+    assert evaluation_markdown(_result(samples), samples).endswith("All 8 answers are correct.")

@@ -6,10 +6,14 @@ import asyncio
 import json
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from internflow.schemas import CampaignConfig
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import Artifact
 
 STAGES = {"literature", "dataset", "train", "evaluate", "diagnose"}
 
@@ -188,6 +192,26 @@ def test_a_money_budget_stops_before_an_iteration_it_cannot_pay_for(
 
     assert len(report.iterations) + len(report.failures) == 1  # the first job's cost is unknown until run
     assert report.stop_reason.startswith("money budget: the next job needs")
+    # Regression: the newest `proposal` artifact described iteration 2 as if it had run.
+    newest = asyncio.run(_newest_artifact(report.flow_run_id or "", "proposal"))
+    assert str(newest.data).startswith("## Not run: proposal for iteration 2")
+    assert newest.description == f"Not run (iteration 2): {report.stop_reason}"
+
+
+async def _newest_artifact(flow_run_id: str, key: str) -> Artifact:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    async with get_client() as client:
+        found = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]), key=ArtifactFilterKey(any_=[key])
+            ),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    return found[0]
 
 
 def test_the_iteration_trains_on_the_campaign_backend_with_its_benchmark(tmp_path: Path) -> None:

@@ -48,3 +48,29 @@ def test_embedded_smollm2_is_a_plain_trainable_hf_folder() -> None:
     assert "gguf" not in json.dumps(config.to_dict()).lower()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     assert tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+
+
+def test_a_model_without_a_chat_template_is_refused_naming_it_and_the_fix(tiny_model: Path, tmp_path: Path) -> None:
+    from internflow.models import NoChatTemplateError, load_chat_tokenizer
+    from tests.tiny_model import as_base_model
+
+    base = as_base_model(tiny_model, tmp_path / "base")
+    with pytest.raises(NoChatTemplateError, match=f"model: {base} has no chat template") as refused:
+        load_chat_tokenizer(str(base))
+    assert "tokenizer.chat_template" in str(refused.value) and "instruct" in str(refused.value)
+
+
+def test_a_model_without_a_pad_token_is_evaluated_with_eos_as_pad(tiny_model: Path, tmp_path: Path) -> None:
+    from internflow.benchmarks import get_benchmark
+    from internflow.evaluation.lighteval_models import InProcessTransformersModel
+    from internflow.evaluation.lighteval_tasks import run_lighteval
+    from internflow.models import load_chat_tokenizer
+    from tests.tiny_model import as_base_model
+
+    no_pad = as_base_model(tiny_model, tmp_path / "no-pad", chat_template=True)
+    tokenizer = load_chat_tokenizer(str(no_pad))
+    assert tokenizer.pad_token == tokenizer.eos_token == "<|im_end|>"
+    benchmark = get_benchmark("arithmetic")
+    model = InProcessTransformersModel(str(no_pad), str(tmp_path / "cache"))
+    rows = run_lighteval(benchmark, benchmark.load("test")[:3], model, tmp_path / "work")
+    assert len(rows) == 3 and all(row["output"] for row in rows)  # a batch of three: padded with eos

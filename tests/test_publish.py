@@ -68,7 +68,56 @@ def test_each_iteration_gets_a_learning_curve_png_and_image_artifact(campaign_wi
         png = workspace / "reports" / f"iteration-{result.index}-learning-curve.png"
         assert png.read_bytes().startswith(PNG_MAGIC)
         artifact = images[result.flow_run_id or ""]
-        assert artifact.type == "image" and str(artifact.data).startswith("data:image/png;base64,iVBOR")
+        # Markdown with the image embedded: an image artifact also prints its whole base64 text as a link.
+        assert artifact.type == "markdown" and "](data:image/png;base64,iVBOR" in str(artifact.data)
+
+
+def test_campaign_progress_plot_is_published_after_every_iteration(campaign_with_secrets) -> None:
+    report = _report(campaign_with_secrets)
+    _, workspace = campaign_with_secrets
+    artifacts, _ = asyncio.run(_artifacts_and_logs([report.flow_run_id or ""]))
+    progress = [a for a in artifacts if a.key == "campaign-progress"]
+    assert len(progress) == len(report.iterations) + 1, "one per iteration, and the final one"
+    assert all("](data:image/png;base64,iVBOR" in str(a.data) for a in progress)
+    assert (workspace / "reports" / "campaign-progress.png").read_bytes().startswith(PNG_MAGIC)
+    assert all(r.finished_s is not None and r.finished_s > 0 for r in report.iterations)
+    everywhere, _ = asyncio.run(_artifacts_and_logs(_run_ids(report)))
+    links = [a for a in everywhere if a.key == "trackio"]  # one per training run, in its iteration
+    for result in report.iterations:  # a link artifact's data is the markdown link
+        url = f"http://127.0.0.1:7860/?project=internflow&runs={result.train.trackio_run}"
+        assert any(f"]({url})" in str(a.data) for a in links), [a.data for a in links]
+
+
+def test_campaign_log_has_one_line_per_decision_and_its_final_state_states_the_result(
+    campaign_with_secrets,
+) -> None:
+    """Regression: the logs only said "Finished in state Completed()" and the final message was empty."""
+    from prefect.logging.handlers import APILogHandler
+
+    from internflow.narration import iteration_line, result_line
+
+    state, workspace = campaign_with_secrets
+    report = _report(campaign_with_secrets)
+    assert state.message == result_line(report) and f"stopped: {report.stop_reason}" in state.message
+    APILogHandler().flush()
+    _, logs = asyncio.run(_artifacts_and_logs([report.flow_run_id or ""]))
+    flow_lines = [log.message for log in logs if log.task_run_id is None]
+    expected = [
+        "baseline: ",
+        "iteration 1 proposed by ",
+        "iteration 1: ",
+        "iteration 2 proposed by ",
+        "iteration 2: ",
+        "stop: iteration budget spent (2 of 2)",
+        "final model on the whole test split: ",
+    ]
+    decisions = [line for line in flow_lines if line.startswith(tuple(expected))]
+    assert [next(e for e in expected if line.startswith(e)) for line in decisions] == expected, flow_lines
+    assert all("Why: " in line and "guard accepted it" in line for line in decisions if "proposed by" in line)
+    assert all("pt vs baseline" in line for line in decisions if line.startswith(("iteration 1:", "iteration 2:")))
+    _, iteration_logs = asyncio.run(_artifacts_and_logs([r.flow_run_id or "" for r in report.iterations]))
+    for result in report.iterations:
+        assert iteration_line(result, str(workspace)) in [log.message for log in iteration_logs]
 
 
 def test_campaign_report_is_written_and_published(campaign_with_secrets) -> None:

@@ -62,3 +62,22 @@ def test_a_wrong_row_does_not_shadow_a_later_right_one() -> None:
     raw = [{"question": Q.format("1 + 1"), "answer": "3"}, {"question": Q.format("1 + 1"), "answer": "2"}]
     result = check_rows(_rows(raw), QualityConfig(), answer_check_for("arithmetic"))
     assert [q.reason for q in result.quarantined] == ["wrong_answer"] and len(result.kept) == 1
+
+
+def test_rows_differing_only_in_symbols_operators_scripts_or_emoji_are_not_near_duplicates() -> None:
+    distinct = [
+        "Is 2 < 3?", "Is 2 > 3?", "Is 2 ≤ 3?",  # comparison signs
+        "Compute 2 ^ 3", "Compute 2 % 3", "Compute a & b", "Compute a | b",  # operators
+        "Round 3.5 + 1", "Round 35 + 1", "Expand x² + 1", "Expand x2 + 1",  # decimals, superscripts
+        "Price in €5", "Price in £5", "Evaluate f(x)", "Evaluate f[x]",
+        "Translate 你好吗", "Translate 您好吗",  # one character apart
+        "अनुवाद करें: दिन", "अनुवाद करें: दान",  # Devanagari words differing only in a vowel sign
+        "I ❤️ cats", "I 😡 cats",  # emoji
+    ]  # fmt: skip
+    result = check_rows(_rows([{"prompt": p, "completion": "ok"} for p in distinct]), QualityConfig(), None)
+    assert result.rejected == {} and len(result.kept) == len(distinct)
+
+
+def test_case_spacing_and_sentence_punctuation_still_make_near_duplicates() -> None:
+    raw = [{"prompt": "What is 2 + 3?", "completion": "5"}, {"prompt": "  what IS 2 + 3 .", "completion": "five"}]
+    assert [q.reason for q in check_rows(_rows(raw), QualityConfig(), None).quarantined] == ["near_duplicate"]

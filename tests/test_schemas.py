@@ -66,3 +66,28 @@ def test_campaign_config_refuses_a_time_budget_that_is_not_positive(minutes: flo
 def test_campaign_config_refuses_zero_iterations() -> None:
     with pytest.raises(ValidationError, match="max_iterations"):
         CampaignConfig(max_iterations=0)
+
+
+def _form_descriptions(model: type) -> dict[str, str]:
+    return {name: field.description or "" for name, field in model.model_fields.items()}
+
+
+@pytest.mark.parametrize("model", [CampaignConfig, IterationParams])
+def test_form_descriptions_keep_their_angle_bracket_placeholders(model: type) -> None:
+    """Regression: the Prefect UI renders descriptions as markdown and dropped `<base_url>` as an HTML
+    tag, so the planner field read `openai:: | hf: …`.  Rendered here with markdown-it-py."""
+    import re
+
+    from markdown_it import MarkdownIt
+
+    render = MarkdownIt("commonmark").renderInline
+    for name, description in _form_descriptions(model).items():
+        shown = re.sub(r"<[^>]+>", "", render(description)).replace("&lt;", "<").replace("&gt;", ">")
+        for placeholder in re.findall(r"<[a-z_]+>", description):
+            assert placeholder in shown, f"{model.__name__}.{name}: {placeholder} is not shown in {shown!r}"
+
+
+def test_planner_description_names_the_openai_spec_and_every_campaign_field_has_one() -> None:
+    descriptions = _form_descriptions(CampaignConfig)
+    assert "`openai:<base_url>:<model>`" in descriptions["planner"]
+    assert all(descriptions.values()), [name for name, text in descriptions.items() if not text]

@@ -143,3 +143,31 @@ def test_the_training_child_gets_no_credentials_it_does_not_need(
     assert b"TRACKIO_DIR=" in environs[0]
     for name, value in secrets.items():
         assert value.encode() not in environs[0], f"{name} reached the training child"
+
+
+def test_without_a_gpu_limit_training_says_so_once_instead_of_warning_each_time(prefect_harness) -> None:
+    """Regression: every train task logged "Concurrency limits ['gpu'] do not exist - skipping acquisition"."""
+    from prefect.client.orchestration import get_client
+    from prefect.logging.handlers import APILogHandler
+
+    from tasks.train import _gpu_slot, _say_unthrottled
+
+    _say_unthrottled.cache_clear()
+
+    @flow
+    def two_jobs() -> str:
+        from prefect.runtime import flow_run
+
+        for _ in range(2):
+            with _gpu_slot():
+                pass
+        return str(flow_run.id)
+
+    run_id = two_jobs()
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+        messages = [log.message for log in client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))]
+    assert sum("no 'gpu' concurrency limit" in m for m in messages) == 1, messages
+    assert not [m for m in messages if "do not exist" in m]

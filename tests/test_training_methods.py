@@ -102,7 +102,7 @@ def test_missing_columns_name_the_method_and_the_file(tiny_model: Path, tmp_path
 
     request = method_request(tiny_model, tmp_path, "wrong-data", method="sft")
     dpo_request = request.model_copy(update={"params": request.params.model_copy(update={"method": "dpo"})})
-    with pytest.raises(ValueError, match=r"lacks column\(s\) \['chosen', 'rejected'\] that method 'dpo' needs"):
+    with pytest.raises(ValueError, match=r"sft.jsonl:1: no \['chosen', 'rejected'\] in this row; method 'dpo' needs"):
         run_training(dpo_request)
 
 

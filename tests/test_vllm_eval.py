@@ -202,3 +202,19 @@ def test_killing_the_campaign_during_an_eval_leaves_no_vllm_process(tiny_model: 
         if campaign.poll() is None:
             campaign.kill()
     assert _wait_gone(str(tiny_model), 60) == []
+
+
+def test_a_prompt_longer_than_the_context_is_marked_over_length_on_vllm_as_on_transformers(
+    prefect_harness, tiny_server: VLLMServer, tiny_model: Path, tmp_path: Path
+) -> None:
+    from tests.test_evaluate import check_over_length, over_length_spec
+
+    spec = str(over_length_spec(tmp_path / "spec"))
+
+    @flow
+    def evaluate(backend: str, served: ServedModel | None) -> EvalResult:
+        return evaluate_model(str(tiny_model), "tiny", spec, None, 0, f"long-{backend}", tmp_path, backend, served)  # type: ignore[arg-type]
+
+    served = check_over_length(evaluate("vllm", tiny_server.served()), tiny_model)
+    in_process = check_over_length(evaluate("transformers", None), tiny_model)
+    assert [(r["output"], r["over_length"]) for r in served] == [(r["output"], r["over_length"]) for r in in_process]

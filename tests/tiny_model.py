@@ -11,7 +11,7 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_model(folder: Path, corpus: list[str] | None = None) -> Path:
+def build_tiny_model(folder: Path, corpus: list[str] | None = None, max_positions: int = 512) -> Path:
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -45,7 +45,7 @@ def build_tiny_model(folder: Path, corpus: list[str] | None = None) -> Path:
         num_attention_heads=2,
         num_key_value_heads=2,
         head_dim=64,
-        max_position_embeddings=512,
+        max_position_embeddings=max_positions,
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
         tie_word_embeddings=True,
@@ -55,3 +55,22 @@ def build_tiny_model(folder: Path, corpus: list[str] | None = None) -> Path:
     model.save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
+
+
+def as_base_model(source: Path, target: Path, *, chat_template: bool = False) -> Path:
+    """A copy of the tiny model as a base model ships: no pad token and (unless asked) no chat template."""
+    import json
+    import shutil
+
+    shutil.copytree(source, target)
+    if not chat_template:
+        (target / "chat_template.jinja").unlink()
+    tokenizer_config = json.loads((target / "tokenizer_config.json").read_text())
+    tokenizer_config.pop("pad_token", None)
+    if not chat_template:
+        tokenizer_config.pop("chat_template", None)
+    (target / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    config = json.loads((target / "config.json").read_text())
+    config.pop("pad_token_id", None)
+    (target / "config.json").write_text(json.dumps(config))
+    return target

@@ -7,10 +7,10 @@ the test split and the scoring code, so a changed evaluator is detectable.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,18 +18,35 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from internflow.benchmarks import answers
+from internflow.benchmarks.answers import (
+    LETTERS,
+    MAX_CHOICES,
+    extract_choice,
+    extract_number,
+    letters_equal,
+    numbers_equal,
+    read_letter,
+    read_number,
+)
+
 __all__ = [
     "BENCHMARKS",
+    "LETTERS",
     "Benchmark",
     "BenchmarkItem",
+    "Split",
     "UnknownBenchmarkError",
+    "extract_choice",
+    "extract_number",
     "get_benchmark",
     "numbers_equal",
+    "read_text",
     "render_multiple_choice",
 ]
 
 DATA_DIR = Path(__file__).parent / "data"
-LETTERS = "ABCD"
+Split = Literal["train", "dev", "test"]
 
 
 class UnknownBenchmarkError(ValueError):
@@ -46,46 +63,18 @@ class BenchmarkItem(BaseModel):
 
 
 def render_multiple_choice(question: str, choices: tuple[str, ...] | list[str]) -> str:
-    """The one prompt layout of multiple-choice items, shared by eval and by catalog data."""
+    """The one prompt layout of multiple-choice items, shared by eval and by catalog data: options
+    A) to J); more than ten is a ValueError (never an option silently left out)."""
+    if len(choices) > MAX_CHOICES:
+        raise ValueError(f"choices: {len(choices)} options; at most {MAX_CHOICES} (A-J) are supported")
     options = "\n".join(f"{letter}) {choice}" for letter, choice in zip(LETTERS, choices, strict=False))
     return f"{question}\n\n{options}\n\nAnswer with the letter of the correct option."
 
 
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-_ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*\**\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
-
-
-def extract_number(output: str) -> str | None:
-    """'The answer is 7' → '7'; otherwise the last number in the text; None when there is none."""
-    stated = _ANSWER_IS.findall(output)
-    if stated:
-        return stated[-1]
-    numbers = _NUMBER.findall(output)
-    return numbers[-1] if numbers else None
-
-
-# A capital letter counts anywhere; a lower-case one only when nothing follows it ("answer: d",
-# "(c)"), since in "the answer is a grandson" the "a" is an article, not option A.
-_LETTER_STATED = re.compile(r"(?i:answer|option)\s*(?i:is|:)?\s*\(?(?:([A-D])\b|([a-d])(?=\)|[.,:]?\s*$))")
-_LETTER_ALONE = re.compile(r"(?:^|[\s(])([A-D])(?:[).:]|\s|$)")
-
-
-def extract_choice(output: str) -> str | None:
-    """A bare leading letter, 'answer is C', or '(C)'; None when no option letter is found."""
-    text = output.strip()
-    stated = _LETTER_STATED.search(text)
-    if stated:
-        return (stated.group(1) or stated.group(2)).upper()
-    alone = _LETTER_ALONE.search(text)
-    return alone.group(1) if alone else None
-
-
-def numbers_equal(extracted: str, expected: str) -> bool:
-    """Numeric answers compared as numbers ('7.0' is '7'); False when either is not a number."""
-    try:
-        return float(extracted) == float(expected)
-    except ValueError:
-        return False
+def read_text(reference: object) -> str | None:
+    """A free-text gold answer: the text, stripped; None when empty."""
+    text = "" if reference is None else str(reference).strip()
+    return text or None
 
 
 @dataclass(frozen=True)
@@ -98,17 +87,39 @@ class Benchmark:
     literature_query: str
     extract: Callable[[str], str | None]
     judge: Callable[[str, str], bool]
+    # How a gold answer is read into the form `judge` compares (a canonical number, an option
+    # letter, stripped text); None when it cannot be read.  GRPO rewards and data checks use it.
+    reference: Callable[[object], str | None] = read_text
     # Catalog and user-spec tasks: where their items come from (bundled ones read DATA_DIR), and
     # the definition (data source, template, extraction rule) that their fingerprint must cover.
-    loader: Callable[[Literal["train", "test"]], list[BenchmarkItem]] | None = None
+    loader: Callable[[Split], list[BenchmarkItem]] | None = None
     definition: str = ""
+    # Where the test items live on the Hub (repo, config, split): discovery never offers that split
+    # of that repository as training data.
+    test_source: tuple[str, str | None, str] | None = None
+    # A task spec's own training data (its path, for the record): `load("train")` reads it.
+    train_data: str | None = None
+    # Hub datasets the task spec names as training data (`hub:owner/name[:config][@split]`).
+    named_datasets: tuple[str, ...] = ()
+    # What `get_benchmark` was given for it, when that is not its name (a task spec's path).
+    key: str = ""
+
+    @property
+    def ref(self) -> str:
+        """What `get_benchmark` takes to load this benchmark again (a name, or a spec path)."""
+        return self.key or self.name
 
     def prompt(self, item: BenchmarkItem) -> str:
         if self.kind == "multiple_choice":
             return render_multiple_choice(item.question, item.choices)
         return item.question
 
-    def load(self, split: Literal["train", "test"]) -> list[BenchmarkItem]:
+    def test_split_of(self, repo: str, config: str | None, split: str) -> bool:
+        """Whether this Hub split holds the test items (any config of the test repository's test
+        split: configs of one dataset often share its questions)."""
+        return self.test_source is not None and (repo, split) == (self.test_source[0], self.test_source[2])
+
+    def load(self, split: Split) -> list[BenchmarkItem]:
         if self.loader is not None:
             return list(self.loader(split))  # a copy: loaders may cache, and callers shuffle in place
         return read_items(DATA_DIR / self.name / f"{split}.jsonl")
@@ -118,7 +129,7 @@ class Benchmark:
         digest = hashlib.sha256()
         for item in self.load("test"):
             digest.update(item.model_dump_json().encode())
-        for part in (self.extract, self.judge, self.prompt, render_multiple_choice):
+        for part in (self.extract, self.judge, self.reference, self.prompt, render_multiple_choice, answers):
             digest.update(inspect.getsource(part).encode())
         digest.update(json.dumps([self.kind, self.max_new_tokens, self.definition]).encode())
         return digest.hexdigest()[:16]
@@ -148,6 +159,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         literature_query="supervised fine-tuning small language models arithmetic",
         extract=extract_number,
         judge=numbers_equal,
+        reference=read_number,
     ),
     "family-mc": Benchmark(
         name="family-mc",
@@ -157,7 +169,8 @@ BENCHMARKS: dict[str, Benchmark] = {
         default_datasets=("family-mc-direct",),
         literature_query="fine-tuning small language models multiple choice reasoning",
         extract=extract_choice,
-        judge=lambda extracted, expected: extracted == expected,
+        judge=letters_equal,
+        reference=lambda answer: read_letter(answer, 4),
     ),
 }
 
@@ -172,7 +185,7 @@ def get_benchmark(name: str) -> Benchmark:
     if name in POSTTRAINBENCH:
         return POSTTRAINBENCH[name]
     if name.endswith((".yaml", ".yml", ".json")):
-        return load_task_spec(Path(name))
+        return dataclasses.replace(load_task_spec(Path(name)), key=name)
     known = ", ".join(sorted(BENCHMARKS) + sorted(POSTTRAINBENCH))
     raise UnknownBenchmarkError(
         f"benchmark: unknown benchmark {name!r}; known: {known}, or a task spec file (.yaml/.json)"

@@ -19,7 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from internflow.benchmarks import LETTERS, Benchmark, BenchmarkItem, extract_choice, extract_number, numbers_equal
+from internflow.benchmarks import LETTERS, Benchmark, BenchmarkItem, read_text
+from internflow.benchmarks.answers import (
+    UnreadableAnswerError,
+    extract_choice,
+    extract_number,
+    letters_equal,
+    numbers_equal,
+    read_choice,
+    read_letter,
+    read_number,
+)
 
 __all__ = ["HubSplit", "POSTTRAINBENCH", "extract_code", "extract_final_number", "passes_tests"]
 
@@ -43,8 +53,16 @@ class HubSplit:
             ) from error
 
 
+def _number(value: object, where: str) -> str:
+    """A dataset's gold number, canonical; a form that cannot be read is refused naming the row."""
+    number = read_number(value)
+    if number is None:
+        raise UnreadableAnswerError(f"{where}: answer {str(value)[-80:]!r} is not a number (nor a '#### N' answer)")
+    return number
+
+
 def _gsm8k_item(row: dict[str, Any], index: int) -> BenchmarkItem:
-    final = row["answer"].split("####")[-1].strip().replace(",", "")
+    final = _number(row["answer"], f"openai/gsm8k test row {index}")  # the worked answer's '#### N'
     return BenchmarkItem(id=f"gsm8k-{index}", question=row["question"] + _COT, answer=final)
 
 
@@ -65,17 +83,17 @@ def _aime_item(row: dict[str, Any], index: int) -> BenchmarkItem:
     return BenchmarkItem(
         id=f"aime-2025-{index}",
         question=row["problem"] + "\n\nPut the final answer (an integer 0-999) in \\boxed{}.",
-        answer=str(int(str(row["answer"]).strip())),
+        answer=_number(row["answer"], f"math-ai/aime25 test row {index}"),
     )
 
 
 def _mmlu_item(row: dict[str, Any], index: int) -> BenchmarkItem:
-    return BenchmarkItem(
-        id=f"mmlu-{index}",
-        question=row["question"].strip(),
-        choices=tuple(str(c) for c in row["choices"]),
-        answer=LETTERS[int(row["answer"])],
-    )
+    choices = tuple(str(c) for c in row["choices"])
+    try:
+        answer = read_choice(row["answer"], choices)  # MMLU stores a 0-based index
+    except UnreadableAnswerError as error:
+        raise UnreadableAnswerError(f"cais/mmlu test row {index}: answer: {error}") from None
+    return BenchmarkItem(id=f"mmlu-{index}", question=row["question"].strip(), choices=choices, answer=answer)
 
 
 def _humaneval_item(row: dict[str, Any], index: int) -> BenchmarkItem:
@@ -88,14 +106,8 @@ def _humaneval_item(row: dict[str, Any], index: int) -> BenchmarkItem:
     )
 
 
-_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
-
-
 def extract_final_number(output: str) -> str | None:
-    """\\boxed{N} when present, else 'The answer is N' or the last number."""
-    boxed = _BOXED.findall(output)
-    if boxed:
-        return extract_number(boxed[-1])
+    """\\boxed{N} when present, else 'The answer is N' or the last number (extract_number's order)."""
     return extract_number(output)
 
 
@@ -125,6 +137,10 @@ def passes_tests(code: str, answer: str, timeout_s: float = 10.0) -> bool:
     return done.returncode == 0
 
 
+def _letter(answer: object) -> str | None:
+    return read_letter(answer, 4)
+
+
 def _hub_benchmark(
     name: str,
     kind: Literal["exact_answer", "multiple_choice"],
@@ -135,10 +151,11 @@ def _hub_benchmark(
     max_new_tokens: int,
     extract: Callable[[str], str | None],
     judge: Callable[[str, str], bool],
+    reference: Callable[[object], str | None],
 ) -> Benchmark:
     # Read once per process: preflight, the evaluator's fingerprint and every evaluation ask for it.
     @functools.cache
-    def load(split: Literal["train", "test"]) -> list[BenchmarkItem]:
+    def load(split: Literal["train", "dev", "test"]) -> list[BenchmarkItem]:
         if split != "test":
             raise ValueError(
                 f"benchmark {name!r} is evaluation data only: training data comes from the catalog or Hub search"
@@ -154,8 +171,10 @@ def _hub_benchmark(
         literature_query=f"post-training small language models {name}",
         extract=extract,
         judge=judge,
+        reference=reference,
         loader=load,
         definition=json.dumps([source.repo, source.subset, source.split, name]),
+        test_source=(source.repo, source.subset, source.split),
     )
 
 
@@ -163,26 +182,26 @@ POSTTRAINBENCH: dict[str, Benchmark] = {
     "gsm8k": _hub_benchmark(
         "gsm8k", "exact_answer", HubSplit("openai/gsm8k", "main", "test"), _gsm8k_item,
         description="Grade-school math word problems; final number after step-by-step reasoning.",
-        max_new_tokens=512, extract=extract_number, judge=numbers_equal,
+        max_new_tokens=512, extract=extract_number, judge=numbers_equal, reference=read_number,
     ),
     "gpqa-main": _hub_benchmark(
         "gpqa-main", "multiple_choice", HubSplit("Idavidrein/gpqa", "gpqa_main", "train"), _gpqa_item,
         description="GPQA main set (gated on the Hub: needs HF_TOKEN): graduate-level 4-way multiple choice.",
-        max_new_tokens=1024, extract=extract_choice, judge=lambda extracted, expected: extracted == expected,
+        max_new_tokens=1024, extract=extract_choice, judge=letters_equal, reference=_letter,
     ),
     "aime-2025": _hub_benchmark(
         "aime-2025", "exact_answer", HubSplit("math-ai/aime25", None, "test"), _aime_item,
         description="AIME 2025 problems; integer answers 0-999.",
-        max_new_tokens=2048, extract=extract_final_number, judge=numbers_equal,
+        max_new_tokens=2048, extract=extract_final_number, judge=numbers_equal, reference=read_number,
     ),
     "humaneval": _hub_benchmark(
         "humaneval", "exact_answer", HubSplit("openai/openai_humaneval", None, "test"), _humaneval_item,
         description="HumanEval: Python functions, pass@1 by running each problem's tests.",
-        max_new_tokens=512, extract=extract_code, judge=passes_tests,
+        max_new_tokens=512, extract=extract_code, judge=passes_tests, reference=read_text,
     ),
     "mmlu": _hub_benchmark(
         "mmlu", "multiple_choice", HubSplit("cais/mmlu", "all", "test"), _mmlu_item,
         description="MMLU, all subjects: 4-way multiple choice.",
-        max_new_tokens=16, extract=extract_choice, judge=lambda extracted, expected: extracted == expected,
+        max_new_tokens=16, extract=extract_choice, judge=letters_equal, reference=_letter,
     ),
 }  # fmt: skip

@@ -1,40 +1,47 @@
-"""Dataset row layouts: detect which one a dataset uses, read rows into one `Example` shape, and
-write them out in the TRL format a training method needs.
+"""Dataset row layouts: infer which column plays which role, read rows into one `Example` shape,
+and write them out in the TRL format a training method needs.
 
-Layouts understood (TRL's dataset formats, plus the plain question/answer of reasoning-gym):
+`infer_mapping` reads a dataset's columns (and, for conversations, its first rows) and returns a
+`ColumnMapping`.  Layouts it recognises, in order:
 
-- `messages`: a conversation ending in an assistant turn
-- `prompt_completion`: `prompt` + `completion` (strings or message lists)
-- `question_answer`: `question` + `answer`
-- `preference`: `prompt` + `chosen` + `rejected` (strings or message lists; TRL's implicit-prompt
-  form, `chosen`/`rejected` as whole conversations without `prompt`, too)
-- `prompt_only`: `prompt` alone, optionally with an `answer` a reward function checks against
+- a conversation column: `messages` (role/content) or ShareGPT `conversations` (from/value),
+  ending in an assistant turn
+- preference pairs: `chosen` + `rejected`, with `prompt` or as whole conversations (TRL's
+  implicit-prompt form)
+- a prompt and the answer to imitate: `prompt`/`completion`, `prompt`/`response`,
+  `question`/`answer`, `problem`/`solution` (MATH: `\\boxed{}`), `instruction`/`input`/`output`
+  (Alpaca), `query`/`response`, and the plain `prompt`/`answer` of custom datasets
+- a prompt alone (`prompt`, `question`, `problem`), optionally with an `answer` for rewards
 
-Any other columns work through a `ColumnMapping` naming which column plays which role.
+A separate `answer` column is the reference a judge or reward compares with; otherwise the
+reference is the completion's final answer (`final_answer`: GSM8K's `#### 72`, `\\boxed{...}`).
+Any other columns work through a `ColumnMapping` given by the user.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any
 
 from internflow.catalog import CorruptDatasetError
+from internflow.schemas import ColumnMapping, RowFormat
 
 __all__ = [
     "METHOD_FORMATS",
     "ColumnMapping",
     "Example",
     "RowFormat",
+    "UnsupportedRowError",
     "detect_format",
+    "final_answer",
+    "infer_mapping",
     "to_example",
     "to_trl",
     "usable_for",
 ]
 
-RowFormat = Literal["messages", "prompt_completion", "question_answer", "preference", "prompt_only"]
 Message = dict[str, str]
 
 # What each training method reads: TRL's SFTTrainer, DPOTrainer and GRPOTrainer formats.
@@ -45,29 +52,42 @@ METHOD_FORMATS: dict[str, str] = {
 }
 
 # Which row formats can feed which method: a preference pair trains SFT on its chosen answer; a
-# prompt-only row has nothing to imitate or to prefer.
+# prompt-only row has nothing to imitate or to prefer.  GRPO reads the prompt of any layout (its
+# rewards also need a reference answer: checked per row by the dataset stage).
 _USABLE: dict[str, set[str]] = {
-    "sft": {"messages", "prompt_completion", "question_answer", "preference"},
+    "sft": {"messages", "prompt_completion", "preference"},
     "dpo": {"preference"},
-    "grpo": {"messages", "prompt_completion", "question_answer", "preference", "prompt_only"},
+    "grpo": {"messages", "prompt_completion", "preference", "prompt_only"},
 }
 
-
-class ColumnMapping(BaseModel):
-    """Which column holds what, for datasets whose columns have other names."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    prompt: str
-    completion: str | None = None
-    chosen: str | None = None
-    rejected: str | None = None
-    answer: str | None = None
-
-    def format(self) -> RowFormat:
-        if self.chosen and self.rejected:
-            return "preference"
-        return "prompt_completion" if self.completion else "prompt_only"
+# Column names per role, most specific first.  Pairs are tried in order: the first whose two
+# columns are both present wins (so `problem`/`solution` beats a `problem`/`answer` reading).
+_CONVERSATION_COLUMNS = ("messages", "conversations", "conversation", "chat", "dialogue", "dialog")
+_PROMPT_COMPLETION_PAIRS = (
+    ("prompt", "completion"),
+    ("prompt", "response"),
+    ("instruction", "output"),
+    ("instruction", "response"),
+    ("question", "answer"),
+    ("problem", "solution"),
+    ("query", "response"),
+    ("question", "solution"),
+    ("problem", "answer"),
+    ("prompt", "answer"),
+    ("input", "output"),
+    ("prompt", "output"),
+)
+_PROMPT_ALONE = ("prompt", "question", "problem", "instruction", "query")
+_SHAREGPT_ROLES = {
+    "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
+    "bing": "assistant", "bard": "assistant", "model": "assistant", "system": "system", "tool": "tool",
+    "function": "tool", "observation": "tool",
+}  # fmt: skip
+_KNOWN_LAYOUTS = (
+    "'messages' or ShareGPT 'conversations', 'prompt'+'chosen'+'rejected', 'prompt'+'completion', "
+    "'prompt'+'response', 'instruction'+'input'+'output', 'question'+'answer', 'problem'+'solution', "
+    "'prompt'+'answer' or a lone 'prompt' (give a column mapping for others)"
+)
 
 
 @dataclass(frozen=True)
@@ -90,32 +110,135 @@ class Example:
         object.__setattr__(self, "completion_text", completion)
 
 
-def detect_format(columns: Iterable[str]) -> RowFormat:
-    """The layout a set of column names implies; a clear error listing the known layouts otherwise."""
-    cols = columns if isinstance(columns, Mapping | set) else set(columns)  # `in` is all it needs
-    if "messages" in cols:
-        return "messages"
-    if "chosen" in cols and "rejected" in cols:
-        return "preference"
-    if "prompt" in cols and "completion" in cols:
-        return "prompt_completion"
-    if "question" in cols and "answer" in cols:
-        return "question_answer"
-    if "prompt" in cols:
-        return "prompt_only"
-    raise CorruptDatasetError(
-        f"unrecognised columns {sorted(columns)}; expected 'messages', 'prompt'+'completion', "
-        "'question'+'answer', 'prompt'+'chosen'+'rejected' or 'prompt' (with a column mapping for others)"
-    )
+def _is_conversation(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(turn, Mapping) for turn in value)
+
+
+def infer_mapping(columns: Iterable[str], sample: Iterable[Mapping[str, Any]] = ()) -> ColumnMapping:
+    """The column mapping a dataset's columns imply (see the module docstring for the layouts);
+    `sample` (its first rows) tells a conversation column from a text one.  `CorruptDatasetError`
+    listing the known layouts when none fits."""
+    cols = list(columns)
+    present = set(cols)
+    first = next(iter(sample), None)
+    answer = "answer" if "answer" in present else None
+    for column in _CONVERSATION_COLUMNS:
+        if column in present and (first is None or _is_conversation(first.get(column))):
+            return ColumnMapping(messages=column, answer=answer)
+    if "chosen" in present and "rejected" in present:
+        prompt = next((c for c in _PROMPT_ALONE if c in present), None)
+        return ColumnMapping(prompt=prompt, chosen="chosen", rejected="rejected", answer=answer)
+    for prompt, completion in _PROMPT_COMPLETION_PAIRS:
+        if prompt in present and completion in present:
+            extra = "input" if prompt == "instruction" and "input" in present else None
+            # An `answer` column is the reference, also when it is the completion itself.
+            return ColumnMapping(prompt=prompt, input=extra, completion=completion, answer=answer)
+    prompt = next((c for c in _PROMPT_ALONE if c in present), None)
+    if prompt is not None:
+        return ColumnMapping(prompt=prompt, answer=answer)
+    raise CorruptDatasetError(f"unrecognised columns {sorted(cols)}; expected {_KNOWN_LAYOUTS}")
+
+
+def detect_format(columns: Iterable[str], sample: Iterable[Mapping[str, Any]] = ()) -> RowFormat:
+    """The row format a set of columns implies (`infer_mapping(...).format()`)."""
+    return infer_mapping(columns, sample).format()
+
+
+_HASHES = re.compile(r"####\s*(.+?)\s*$", re.DOTALL)
+
+
+def final_answer(text: str) -> str | None:
+    """The final answer a worked solution marks: after GSM8K's `####`, else the last `\\boxed{}`
+    (nested braces allowed); None when it marks none (the benchmark's own extractor decides then)."""
+    hashes = _HASHES.search(text)
+    if hashes:
+        return hashes.group(1).strip()
+    return _last_boxed(text)
+
+
+def _last_boxed(text: str) -> str | None:
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth, begin = 0, start + len("\\boxed{")
+    for index in range(begin, len(text)):
+        if text[index] == "{":
+            depth += 1
+        elif text[index] == "}":
+            if depth == 0:
+                return text[begin:index].strip()
+            depth -= 1
+    return None  # unbalanced: no stated answer
+
+
+def _sharegpt(value: Any) -> Any:
+    """ShareGPT turns ({'from': 'human', 'value': ...}) as role/content messages; others unchanged."""
+    if not _is_conversation(value) or not all("from" in turn and "value" in turn for turn in value):
+        return value
+    return [{"role": _SHAREGPT_ROLES.get(str(t["from"]).lower(), str(t["from"])), "content": t["value"]} for t in value]
+
+
+class UnsupportedRowError(CorruptDatasetError):
+    """A well-formed row this pipeline does not train on (images, tool calls): the dataset stage
+    quarantines it under `reason` instead of refusing the whole dataset."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# Parts of a message's content that are text (OpenAI's and Hugging Face's typed content lists).
+_TEXT_PARTS = {"text", "input_text", "output_text"}
+# Roles and keys of tool use: definitions, calls and results.
+_TOOL_ROLES = {"tool", "function", "ipython"}
+
+
+def _is_parts(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(p, Mapping) and "type" in p for p in value)
+
+
+def _content(value: Any, where: str, column: str) -> str:
+    """A message's content as text: a string; None (a tool-call turn's) as empty, never 'None'; a list
+    of typed parts as its text parts joined, as chat templates render them.  A non-text part
+    (image, audio, file) makes the row unsupported."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if _is_parts(value):
+        kinds = sorted({str(part["type"]) for part in value} - _TEXT_PARTS)
+        if kinds:
+            raise UnsupportedRowError(
+                "non_text_content", f"{where}: column {column!r} has {', '.join(kinds)} content: only text is trained"
+            )
+        return "".join(str(part.get("text") or "") for part in value)
+    raise CorruptDatasetError(f"{where}: column {column!r}: a message's content must be text or a list of text parts")
+
+
+def _message(message: Mapping[str, Any], where: str, column: str) -> Message:
+    role = str(message["role"])
+    if role in _TOOL_ROLES or message.get("tool_calls") or message.get("function_call"):
+        raise UnsupportedRowError(
+            "tool_calls",
+            f"{where}: column {column!r} has tool calls or tool results: tool use is not trained "
+            "(internflow's benchmarks judge text answers)",
+        )
+    return {"role": role, "content": _content(message.get("content"), where, column)}
+
+
+def refuse_tools(row: Mapping[str, Any], where: str) -> None:
+    """A row defining tools (TRL's `tools` column) is quarantined as `tool_calls`, never stripped silently."""
+    if row.get("tools"):
+        raise UnsupportedRowError("tool_calls", f"{where}: column 'tools' defines tools: tool use is not trained")
 
 
 def _turns(value: Any, role: str, where: str, column: str) -> list[Message]:
-    if isinstance(value, str):
-        return [{"role": role, "content": value}]
-    if isinstance(value, int | float):
-        return [{"role": role, "content": str(value)}]
+    if value is None or isinstance(value, str | int | float) and not isinstance(value, bool) or _is_parts(value):
+        return [{"role": role, "content": _content(value, where, column)}]
     if isinstance(value, list) and all(isinstance(m, Mapping) and "role" in m for m in value):
-        return [{"role": str(m["role"]), "content": str(m.get("content", ""))} for m in value]
+        return [_message(m, where, column) for m in value]
     raise CorruptDatasetError(f"{where}: column {column!r} must be text or a list of messages")
 
 
@@ -127,39 +250,56 @@ def _split_conversation(value: Any, where: str, column: str) -> tuple[list[Messa
 
 
 def to_example(row: Mapping[str, Any], where: str, mapping: ColumnMapping | None = None) -> Example:
-    """Read one row (its layout detected from its columns, or given by `mapping`)."""
-    if mapping is not None:
-        missing = [c for c in mapping.model_dump().values() if c is not None and c not in row]
-        if missing:
-            raise CorruptDatasetError(f"{where}: column mapping names {missing}, absent from {sorted(row)}")
-        row = {role: row[column] for role, column in mapping.model_dump().items() if column is not None}
-    try:
-        fmt = detect_format(row)
-    except CorruptDatasetError as error:
-        raise CorruptDatasetError(f"{where}: {error}") from None
-    answer = str(row["answer"]) if "answer" in row and fmt != "question_answer" else None
-    if fmt == "messages":
-        prompt, completion = _split_conversation(row["messages"], where, "messages")
-        return Example(prompt, completion, answer=answer)
-    if fmt == "question_answer":
-        return Example(
-            _turns(row["question"], "user", where, "question"),
-            _turns(row["answer"], "assistant", where, "answer"),
-            answer=str(row["answer"]),
-        )
+    """Read one row through `mapping` (inferred from the row's own columns when not given).
+    `CorruptDatasetError` naming `where` when the row does not fit; `UnsupportedRowError` (with a
+    reason) for rows with tool use or non-text content."""
+    refuse_tools(row, where)
+    if mapping is None:
+        try:
+            mapping = infer_mapping(row, [row])
+        except CorruptDatasetError as error:
+            raise CorruptDatasetError(f"{where}: {error}") from None
+    roles = mapping.model_dump(exclude_none=True)
+    # A row may lack its reference answer (rewards and answer checks then say so per row); every
+    # other mapped column must be there.
+    missing = [column for role, column in roles.items() if column not in row and column != mapping.answer]
+    if missing:
+        raise CorruptDatasetError(f"{where}: column mapping names {missing}, absent from {sorted(row)}")
+    if mapping.answer is not None and mapping.answer not in row:
+        row = {**row, mapping.answer: None}
+    answer = None if mapping.answer is None or row[mapping.answer] is None else _reference(row[mapping.answer])
+    fmt = mapping.format()
+    if mapping.messages:
+        prompt, completion = _split_conversation(_sharegpt(row[mapping.messages]), where, mapping.messages)
+        return Example(prompt, completion, answer=answer or final_answer(_text_of(completion)))
     if fmt == "preference":
-        if "prompt" in row:
-            prompt = _turns(row["prompt"], "user", where, "prompt")
-            chosen = _turns(row["chosen"], "assistant", where, "chosen")
-            rejected = _turns(row["rejected"], "assistant", where, "rejected")
+        assert mapping.chosen and mapping.rejected  # by format()
+        if mapping.prompt:
+            prompt = _turns(_sharegpt(row[mapping.prompt]), "user", where, mapping.prompt)
+            chosen = _turns(_sharegpt(row[mapping.chosen]), "assistant", where, mapping.chosen)
+            rejected = _turns(_sharegpt(row[mapping.rejected]), "assistant", where, mapping.rejected)
         else:  # implicit prompt: both conversations share every turn but the last
-            prompt, chosen = _split_conversation(row["chosen"], where, "chosen")
-            _, rejected = _split_conversation(row["rejected"], where, "rejected")
+            prompt, chosen = _split_conversation(_sharegpt(row[mapping.chosen]), where, mapping.chosen)
+            _, rejected = _split_conversation(_sharegpt(row[mapping.rejected]), where, mapping.rejected)
         return Example(prompt, chosen, rejected, answer=answer)
-    prompt = _turns(row["prompt"], "user", where, "prompt")
-    if fmt == "prompt_completion":
-        return Example(prompt, _turns(row["completion"], "assistant", where, "completion"), answer=answer)
-    return Example(prompt, answer=answer)
+    assert mapping.prompt  # by the mapping's validator
+    prompt = _turns(_sharegpt(row[mapping.prompt]), "user", where, mapping.prompt)
+    if mapping.input and str(row[mapping.input] or "").strip():  # Alpaca: the input follows the instruction
+        prompt[-1] = {**prompt[-1], "content": f"{prompt[-1]['content']}\n\n{row[mapping.input]}"}
+    if mapping.completion is None or row[mapping.completion] is None:  # nothing to imitate in this row
+        return Example(prompt, answer=answer)
+    completion = _turns(_sharegpt(row[mapping.completion]), "assistant", where, mapping.completion)
+    return Example(prompt, completion, answer=answer or final_answer(_text_of(completion)))
+
+
+def _reference(value: Any) -> str:
+    """A reference answer cell as text: a worked answer becomes the final answer it marks."""
+    text = value if isinstance(value, str) else str(value)
+    return final_answer(text) or text.strip()
+
+
+def _text_of(turns: list[Message]) -> str:
+    return "\n".join(str(turn.get("content", "")) for turn in turns)
 
 
 def to_trl(example: Example, method: str, where: str) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Row quality checks: empty and over-long rows, exact and near duplicates, and rows whose
 answer fails the benchmark's answer check.  Rejected rows are quarantined with their reason.
 
-Near duplicates are rows whose prompt is the same once case, spacing and punctuation are ignored
-(a re-formatted copy, or a second answer to the same question).  Fuzzy similarity (MinHash and
+Near duplicates are rows whose prompt is the same once case, spacing and the punctuation around
+words are ignored (a re-formatted copy, or a second answer to the same question); symbols,
+operators, other scripts and emoji always count.  Fuzzy similarity (MinHash and
 the like) is deliberately not used: templated tasks such as arithmetic differ only in a number,
 and fuzzy matching would call distinct problems duplicates.
 """
@@ -10,6 +11,7 @@ and fuzzy matching would call distinct problems duplicates.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,7 +33,8 @@ __all__ = [
 
 AnswerCheck = Callable[[Example], bool | None]  # True: right, False: wrong, None: cannot tell
 
-_KEPT = re.compile(r"[\w+\-*/=]+")  # words, numbers and arithmetic signs; other punctuation is ignored
+# Stripped from the ends of words only: sentence punctuation and quotes, never symbols or operators.
+_SENTENCE_PUNCTUATION = ".,;:!?'\"`\u201c\u201d\u2018\u2019\u00ab\u00bb\u2026\u3002\uff0c\uff01\uff1f\u3001"
 _EXPRESSION = re.compile(r"-?\d+(?:\s*[-+]\s*-?\d+)+")
 _TERM = re.compile(r"([-+]?)\s*(-?\d+)")
 
@@ -48,6 +51,7 @@ class Quarantined:
     where: str
     reason: str
     row: dict
+    detail: str = ""  # what the reason alone does not say: '612 tokens > max_length 256', the part kinds
 
 
 @dataclass
@@ -61,7 +65,11 @@ class QualityResult:
 
 
 def _near_key(text: str) -> str:
-    return " ".join(_KEPT.findall(text.lower()))
+    """Case, spacing and the punctuation that ends or wraps words ignored; everything inside a word
+    kept: symbols and operators (`<` vs `>`, `^` vs `%`), decimals (`3.5` vs `35`), other scripts'
+    letters and marks (Devanagari vowel signs), emoji.  Only what sentence punctuation changes merges."""
+    words = (word.strip(_SENTENCE_PUNCTUATION) for word in unicodedata.normalize("NFC", text).casefold().split())
+    return " ".join(word for word in words if word)
 
 
 def _arithmetic_expected(prompt: str) -> float | None:

@@ -37,7 +37,8 @@ def detect_format_failure(evidence: Evidence) -> list[Finding]:
     evaluation = evidence.evaluation
     if evaluation is None or not evaluation.n:
         return []
-    unparseable_rows = [s for s in evidence.samples if s.get("extracted") is None]
+    # A prompt over the model's context was never answered: not a format problem.
+    unparseable_rows = [s for s in evidence.samples if s.get("extracted") is None and not s.get("over_length")]
     # The per-sample file is the evidence when there is one; the counts stand in otherwise.
     n = len(evidence.samples) or evaluation.n
     unparseable = len(unparseable_rows) if evidence.samples else evaluation.unparseable

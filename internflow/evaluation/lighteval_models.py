@@ -8,6 +8,7 @@ between their scores is then a difference in the greedy tokens themselves.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +21,8 @@ from lighteval.utils.cache_management import SampleCache
 
 from internflow.evaluation.server import EvalServerError
 from internflow.schemas import ServedModel
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["InProcessTransformersModel", "ServedOpenAIModel", "chat_prompt_ids", "cut_at_stop"]
 
@@ -65,6 +68,7 @@ class _ChatGenerativeModel(LightevalModel):
         self._tokenizer = tokenizer
         self.config = _InternflowModelConfig(model_name=name, cache_dir=cache_dir)
         self._cache = SampleCache(self.config)
+        self.over_length: dict[str, int] = {}  # doc id → prompt tokens, for prompts that did not fit
 
     @property
     def tokenizer(self) -> Any:
@@ -81,13 +85,35 @@ class _ChatGenerativeModel(LightevalModel):
     def prompt_ids(self, docs: Sequence[Doc]) -> list[list[int]]:
         return chat_prompt_ids(self._tokenizer, [doc.query for doc in docs])
 
+    @property
+    def context_length(self) -> int | None:
+        """Longest prompt + answer the model takes, in tokens; None when unknown."""
+        return None
+
     def greedy_until(self, docs: list[Doc]) -> list[ModelResponse]:
+        """Greedy answers; a prompt that leaves no room for an answer in the model's context is not
+        generated (its answer is empty) and recorded in `over_length` (doc id → prompt tokens), the
+        same on both backends, so the other items are still scored."""
         if not docs:
             return []
         max_new_tokens = docs[0].generation_size or 256
         stop = tuple(docs[0].stop_sequences or ())
         prompts = self.prompt_ids(docs)
-        answers = self.generate_ids(prompts, max_new_tokens, stop)
+        limit = self.context_length
+        fits = [i for i, prompt in enumerate(prompts) if limit is None or len(prompt) < limit]
+        for i in sorted(set(range(len(prompts))) - set(fits)):
+            # lighteval renumbers doc.id; the item's own id travels in `specific` (lighteval_tasks).
+            self.over_length[str((docs[i].specific or {}).get("id", docs[i].id))] = len(prompts[i])
+        if len(fits) < len(prompts):
+            logger.warning(
+                "%d of %d prompts do not fit the model's context (%s tokens): marked over_length, not answered",
+                len(prompts) - len(fits), len(prompts), limit,
+            )  # fmt: skip
+        answers: list[list[int]] = [[] for _ in prompts]
+        generated = self.generate_ids([prompts[i] for i in fits], max_new_tokens, stop) if fits else []
+        for i, answer in zip(fits, generated, strict=True):
+            # An answer ends where the context does, as vLLM ends it (its max_tokens is clamped so).
+            answers[i] = answer if limit is None else answer[: limit - len(prompts[i])]
         responses = []
         for doc, prompt, answer in zip(docs, prompts, answers, strict=True):
             text = cut_at_stop(self._tokenizer.decode(answer, skip_special_tokens=True), stop)
@@ -114,6 +140,22 @@ class ServedOpenAIModel(_ChatGenerativeModel):
         self.served = served
         # A local server: the only failures worth retrying are a busy queue's; the rest must surface.
         self._client = OpenAI(base_url=served.base_url, api_key="internflow", max_retries=2, timeout=600)
+        self._context: int | None = None
+
+    @property
+    def context_length(self) -> int | None:
+        """The server's max_model_len for the model (vLLM lists it under /v1/models)."""
+        from openai import OpenAIError
+
+        if self._context is None:
+            try:
+                listed = {m.id: m for m in self._client.models.list()}
+            except OpenAIError as error:
+                raise EvalServerError(f"{self.served.base_url}/models: {error}") from error
+            served = listed.get(self.served.model)
+            length = (served.model_extra or {}).get("max_model_len") if served is not None else None
+            self._context = int(length) if length else None
+        return self._context
 
     def _complete(self, chunk: list[list[int]], max_new_tokens: int, stop: tuple[str, ...]) -> list[list[int]]:
         from openai import OpenAIError
@@ -122,7 +164,8 @@ class ServedOpenAIModel(_ChatGenerativeModel):
             response = self._client.completions.create(
                 model=self.served.model,
                 prompt=chunk,
-                max_tokens=max_new_tokens,
+                # vLLM refuses a max_tokens above its context, and clamps one that overruns a prompt's room.
+                max_tokens=min(max_new_tokens, self.context_length or max_new_tokens),
                 temperature=0.0,
                 stop=list(stop) or None,
                 extra_body={"return_token_ids": True, "skip_special_tokens": True},
@@ -150,17 +193,32 @@ class InProcessTransformersModel(_ChatGenerativeModel):
         super().__init__(tokenizer, name=Path(model_path).name, cache_dir=cache_dir)
         self.model = model.eval()
 
+    @property
+    def context_length(self) -> int | None:
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        return int(limit) if limit else None
+
+    def _batches(self, prompts: list[list[int]], max_new_tokens: int) -> list[tuple[list[int], int]]:
+        """(prompt indices, new tokens) batches: longest first, of similar length (less padding, and an
+        OOM shows up at once); a prompt near the context limit gets only the room left, as on vLLM."""
+        limit = self.context_length
+        room = [max_new_tokens if limit is None else min(max_new_tokens, limit - len(p)) for p in prompts]
+        batches: list[tuple[list[int], int]] = []
+        for i in sorted(range(len(prompts)), key=lambda i: -len(prompts[i])):
+            if batches and batches[-1][1] == room[i] and len(batches[-1][0]) < _TRANSFORMERS_BATCH:
+                batches[-1][0].append(i)
+            else:
+                batches.append(([i], room[i]))
+        return batches
+
     def generate_ids(self, prompts: list[list[int]], max_new_tokens: int, stop: tuple[str, ...]) -> list[list[int]]:
         import torch
 
         pad = self._tokenizer.pad_token_id
         eos = self.model.generation_config.eos_token_id
         eos = set(eos if isinstance(eos, list) else [eos])
-        # Longest first in batches of similar length: less padding, and an OOM shows up at once.
-        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         answers: list[list[int]] = [[] for _ in prompts]
-        for start in range(0, len(order), _TRANSFORMERS_BATCH):
-            batch = order[start : start + _TRANSFORMERS_BATCH]
+        for batch, new_tokens in self._batches(prompts, max_new_tokens):
             width = max(len(prompts[i]) for i in batch)
             # Left padding: every answer starts right after its own prompt.
             ids = torch.tensor([[pad] * (width - len(prompts[i])) + prompts[i] for i in batch])
@@ -169,7 +227,7 @@ class InProcessTransformersModel(_ChatGenerativeModel):
                 generated = self.model.generate(  # type: ignore[operator]  # transformers types generate() loosely
                     input_ids=ids.to(self.model.device),
                     attention_mask=mask.to(self.model.device),
-                    max_new_tokens=max_new_tokens,
+                    max_new_tokens=new_tokens,
                     do_sample=False,
                     pad_token_id=pad,
                 )

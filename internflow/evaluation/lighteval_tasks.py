@@ -85,7 +85,8 @@ def run_lighteval(
     benchmark: Benchmark, items: list[BenchmarkItem], model: LightevalModel, work_dir: Path
 ) -> list[dict[str, Any]]:
     """Score `model` on `items`; one row per item, in the items' order: prompt, output, extracted
-    answer, expected answer and correctness (lighteval's metric value)."""
+    answer, expected answer, correctness (lighteval's metric value) and `over_length` (the prompt
+    did not fit the model's context, so it was not answered and is scored wrong)."""
     config = task_config(benchmark, write_items(items, work_dir / "data"))
     tasks_module = types.ModuleType(f"internflow_eval_{benchmark.name}")
     tasks_module.__dict__["TASKS_TABLE"] = [config]
@@ -101,6 +102,7 @@ def run_lighteval(
         model=model,
     )
     pipeline.evaluate()
+    over_length: dict[str, int] = getattr(model, "over_length", {})
     by_id = {}
     for details in pipeline.get_details().values():
         for detail in details:
@@ -112,6 +114,7 @@ def run_lighteval(
                 "extracted": benchmark.extract(output),
                 "expected": detail.doc.choices[detail.doc.gold_index],
                 "correct": bool(detail.metric["accuracy"]),
+                "over_length": detail.doc.specific["id"] in over_length,
             }
     missing = [item.id for item in items if item.id not in by_id]
     if missing:

@@ -68,7 +68,7 @@ def search_arxiv(request: LiteratureRequest, client: arxiv.Client | None = None)
     cached = _read_report(cache_file)
     if cached is not None:
         return cached.model_copy(update={"status": "cached", "note": f"from the cache: {cache_file.name}"})
-    reason = offline_reason()
+    reason = offline_reason("arxiv")
     if reason:
         return _offline(request, reason)
     by_relevance = arxiv.SortCriterion.Relevance

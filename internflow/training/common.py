@@ -21,6 +21,7 @@ from transformers import TrainerCallback
 from internflow.disk import free_bytes, gib, is_disk_full
 from internflow.schemas import IterationParams, LossPoint, TrainFailure, TrainRequest, TrainResult
 from internflow.training import FAILURE_FILE, RESULT_FILE, RESULT_MARKER, finished_result, get_method
+from internflow.training.data_check import check_training_data
 from internflow.training.oom import OutOfMemoryFailure, train_with_backoff
 
 if TYPE_CHECKING:
@@ -231,7 +232,8 @@ def run_training(request: TrainRequest) -> TrainResult:
     method = get_method(params.method)
     started = time.monotonic()
     output_dir = Path(request.checkpoint_dir)
-    dataset = load_training_data(request, method.required_columns)
+    # Every column the trainer and its rewards read, in every row, before the model loads.
+    dataset = load_training_data(request, check_training_data(request))
     arguments = base_arguments(request)
     tracker = TrackioSteps(request.trackio_project, request.run_name, params.model_dump(mode="json"))
     callbacks = [tracker, SaveEveryMinutes(checkpoint_minutes())]

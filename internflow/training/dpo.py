@@ -13,6 +13,7 @@ from trl import DPOConfig, DPOTrainer
 
 from internflow.training import TrainingMethod
 from internflow.training.common import RecipeFields, lora_config
+from internflow.training.data_check import METHOD_COLUMNS
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -50,4 +51,4 @@ def make_trainer(
     )
 
 
-METHOD = TrainingMethod("dpo", ("prompt", "chosen", "rejected"), make_config, make_trainer)
+METHOD = TrainingMethod("dpo", METHOD_COLUMNS["dpo"], make_config, make_trainer)

@@ -10,6 +10,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from internflow.training import TrainingMethod
 from internflow.training.common import RecipeFields, lora_config
+from internflow.training.data_check import METHOD_COLUMNS
 from internflow.training.rewards import get_reward_funcs
 
 if TYPE_CHECKING:
@@ -65,4 +66,4 @@ def make_trainer(
     )
 
 
-METHOD = TrainingMethod("grpo", ("prompt",), make_config, make_trainer)
+METHOD = TrainingMethod("grpo", METHOD_COLUMNS["grpo"], make_config, make_trainer)

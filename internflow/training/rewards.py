@@ -10,12 +10,20 @@ with `@register_reward("name")`, or name any function by its import path, `packa
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from internflow.benchmarks import Benchmark, get_benchmark
 
-__all__ = ["REWARDS", "RewardFunc", "UnknownRewardError", "get_reward_funcs", "register_reward"]
+__all__ = [
+    "REWARDS",
+    "RewardFunc",
+    "UnknownRewardError",
+    "get_reward_funcs",
+    "register_reward",
+    "reward_columns",
+]
 
 RewardFunc = Callable[..., list[float]]
 RewardFactory = Callable[[Benchmark], RewardFunc]
@@ -33,12 +41,20 @@ def _text(completion: Any) -> str:
 
 
 def _exact_answer(benchmark: Benchmark) -> RewardFunc:
-    def exact_answer(completions: list[Any], answer: list[str], **_: Any) -> list[float]:
-        """1 when the benchmark's judge accepts the extracted answer, else 0."""
+    def exact_answer(completions: list[Any], answer: list[Any], **_: Any) -> list[float]:
+        """1 when the benchmark's judge accepts the extracted answer, else 0.  The reference is read
+        as the evaluation reads it (a GSM8K worked answer's '#### 72' is 72); one that cannot be
+        read is an error naming it, never a silent 0 for every completion (the dataset stage
+        quarantines such rows before training)."""
         scores = []
         for completion, expected in zip(completions, answer, strict=True):
+            reference = benchmark.reference(expected)
+            if reference is None:
+                raise ValueError(
+                    f"answer: reference {expected!r} cannot be read as {benchmark.name!r} answers are judged"
+                )
             extracted = benchmark.extract(_text(completion))
-            scores.append(1.0 if extracted is not None and benchmark.judge(extracted, str(expected)) else 0.0)
+            scores.append(1.0 if extracted is not None and benchmark.judge(extracted, reference) else 0.0)
         return scores
 
     return exact_answer
@@ -102,3 +118,23 @@ def get_reward_funcs(names: list[str] | tuple[str, ...], benchmark: str) -> list
                 "(or give a 'package.module:function' path)"
             )
     return funcs
+
+
+# What TRL itself passes every reward function; any other named parameter is a dataset column.
+_TRL_ARGUMENTS = frozenset({"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric"})
+
+
+def reward_columns(names: list[str] | tuple[str, ...], benchmark: str) -> tuple[str, ...]:
+    """The dataset columns the reward functions need: their required parameters that TRL does not
+    supply itself (e.g. `answer` for `exact_answer`).  Checked against the training data before
+    any model loads, so a missing column is a named error, not a TypeError deep inside TRL."""
+    needed: dict[str, None] = {}
+    for func in get_reward_funcs(names, benchmark):
+        for parameter in inspect.signature(func).parameters.values():
+            required = parameter.default is inspect.Parameter.empty and parameter.kind in (
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                inspect.Parameter.KEYWORD_ONLY,
+            )
+            if required and parameter.name not in _TRL_ARGUMENTS:
+                needed[parameter.name] = None
+    return tuple(needed)

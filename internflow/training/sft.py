@@ -9,6 +9,7 @@ from trl import SFTConfig, SFTTrainer
 
 from internflow.training import TrainingMethod
 from internflow.training.common import RecipeFields, lora_config
+from internflow.training.data_check import METHOD_COLUMNS
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -46,4 +47,4 @@ def make_trainer(
     )
 
 
-METHOD = TrainingMethod("sft", ("prompt", "completion"), make_config, make_trainer)
+METHOD = TrainingMethod("sft", METHOD_COLUMNS["sft"], make_config, make_trainer)
