@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from agent.guard import IterationRecord
 from internflow.ledger import best_scored_in_full
@@ -57,6 +57,18 @@ class PlannerState(BaseModel):
     records: tuple[IterationRecord, ...] = ()
     feedback: str = ""
     rejected: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _no_test_scores(self) -> PlannerState:
+        """Structural, not a convention: a planner never sees a test-split score (unless the campaign
+        chooses on test, which every report then marks optimistic)."""
+        if self.config.select_on == "test":
+            return self
+        scored = (self.baseline, *(r.evaluation for r in self.history))
+        leaked = [e.label for e in scored if e.split == "test"]
+        if leaked:
+            raise ValueError(f"planner state: test-split scores must never reach the planner, got {leaked}")
+        return self
 
     def datasets_for(self, method: str) -> tuple[str, ...]:
         """The datasets a proposal with this method may use (all of them when not screened)."""

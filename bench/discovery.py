@@ -29,12 +29,13 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=20_000, help="rows of the served training dataset")
     args = parser.parse_args()
 
-    items = gsm_items(2002, args.rows + 200)
-    test, train = items[:200], items[200:]
+    items = gsm_items(2002, args.rows + 500)
+    # The target's own repository: its test split, and the training split its dev slice is carved from.
+    test, own, train = items[:200], items[200:500], items[500:]
     rows = lambda part: [{"question": i["question"], "answer": i["answer"]} for i in part]  # noqa: E731
     hub = LocalHub(
         [
-            HubRepo("openai/gsm8k", {"main": {"test": rows(test)}}, downloads=400_000),
+            HubRepo("openai/gsm8k", {"main": {"train": rows(own), "test": rows(test)}}, downloads=400_000),
             HubRepo("example/gsm8k-large-train", {"default": {"train": rows(train)}}, downloads=9_000),
         ]
     ).__enter__()
@@ -50,7 +51,7 @@ def main() -> int:
     from internflow.schemas import CampaignConfig
 
     benchmark = get_benchmark("gsm8k")
-    benchmark.load("test")  # the target's test items: read before timing, as preflight does
+    benchmark.load("test"), benchmark.load("dev")  # the target's test and dev items: read before timing
     config = CampaignConfig(benchmark="gsm8k", hub_datasets=1, data_row_budget=args.rows)
     paths = DataPaths(workspace / "data" / "hub", workspace / "hf-cache", row_budget=args.rows)
 

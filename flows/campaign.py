@@ -52,6 +52,24 @@ def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # no
             raise
 
 
+def _score_on_test(ledger: CampaignLedger, evaluate: Any, shared: dict[str, Any]) -> None:
+    """The baseline and the best-on-dev model on the test split, once, after the last planning
+    step: no test score can reach the planner, the digest or the guard.  A failure here leaves
+    the campaign's iterations standing (the report says the test score is missing)."""
+    best = ledger.best()
+    if ledger.config.select_on == "test":  # already scored on test: the numbers stay, marked optimistic
+        ledger.test_baseline, ledger.test_best = ledger.baseline, best.evaluation if best else None
+        return
+    limit = ledger.config.eval_limit
+    base = evaluate(ledger.base_model, ledger.base_fingerprint, limit=limit, label="baseline-test", split="test",
+                    return_state=True, **shared)  # fmt: skip
+    ledger.test_baseline = base.result() if base.is_completed() else None
+    if best is not None:
+        scored = evaluate(best.train.model_path, best.train.trackio_run, limit=limit, label="best-test", split="test",
+                          adapter=best.train.adapter(), return_state=True, **shared)  # fmt: skip
+        ledger.test_best = scored.result() if scored.is_completed() else None
+
+
 @dataclass
 class _Progress:
     ledger: CampaignLedger | None = None
@@ -79,13 +97,16 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
             "server": served,
             "evaluator": evaluator,
         }
+        # Iterations are chosen on the dev split; the test split is scored once, after the search.
         baseline = evaluate_here(
-            checked.base_model, checked.base_fingerprint, limit=config.eval_limit, label="baseline", **on_this_campaign
-        )
+            checked.base_model, checked.base_fingerprint, limit=config.eval_limit, label="baseline",
+            split=config.select_on, **on_this_campaign,
+        )  # fmt: skip
         log.info(narration.baseline_line(baseline, config.model))
         ledger = CampaignLedger(
-            config, str(workspace.root), checked.base_model, checked.base_fingerprint, baseline, served, evaluator, data
-        )
+            config, str(workspace.root), checked.base_model, checked.base_fingerprint, baseline, served, evaluator,
+            data, dev_source=benchmark.dev_source if config.select_on == "dev" else "the test split (optimistic)",
+        )  # fmt: skip
         progress.ledger = ledger
         resume(ledger, unfinished_record(workspace.report_json, config))  # a killed campaign goes on from its record
         publish_report(ledger.report("running", str(flow_run.id)), workspace.report_json)
@@ -130,20 +151,8 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
                 break
         log.info("stop: %s", reason)
 
-        # Quick evals on a seeded subset during the campaign; the final model gets the whole test split.
-        if config.eval_limit is not None and config.eval_limit < len(benchmark.load("test")):
-            best = ledger.best()
-            full = evaluate_here(
-                best.train.model_path if best else checked.base_model,
-                best.train.trackio_run if best else checked.base_fingerprint,
-                limit=None,
-                label="final-full",
-                adapter=best.train.adapter() if best else None,
-                return_state=True,  # a failure here must not fail the campaign its iterations made
-                **on_this_campaign,
-            )
-            ledger.final_full = full.result() if full.is_completed() else None
-            log.info(narration.final_full_line(ledger.final_full, full.message))
+        _score_on_test(ledger, evaluate_here, on_this_campaign)
+        log.info(narration.scored_on_test_line(ledger.report(reason)))
 
     close_planner_log(ledger.planner_state())
     final = ledger.report(reason, str(flow_run.id))

@@ -85,6 +85,7 @@ def research_iteration(params: IterationParams, context: IterationContext, ratio
         server=context.eval_server,
         adapter=trained.adapter(),
         evaluator=context.evaluator,
+        split=context.eval_split,  # dev: the test split is the campaign's, scored once at its end
     )
     # A screened iteration is compared with the baseline and the best on its own (fewer) items.
     baseline = on_first_items(context.baseline, evaluation.n)

@@ -82,6 +82,13 @@ def run(
         ),
     ] = None,
     hub_datasets: Annotated[int, typer.Option(help="Hub datasets discovery pins and vets at most.")] = 4,
+    select_on: Annotated[
+        str,
+        typer.Option(
+            help="Split iterations are chosen on: dev (test scored once at the end) or test "
+            "(targets with no dev data only; marked optimistic)."
+        ),
+    ] = "dev",
     data_row_budget: Annotated[int, typer.Option(help="Rows read from each Hub dataset at most.")] = 20_000,
 ) -> None:
     """Run a campaign: baseline eval, then planner-driven iterations until the budget is spent."""
@@ -110,6 +117,7 @@ def run(
             column_mappings=mappings,  # type: ignore[arg-type]  # validated by CampaignConfig
             hub_datasets=hub_datasets,
             data_row_budget=data_row_budget,
+            select_on=select_on,  # type: ignore[arg-type]  # validated by CampaignConfig
         )
     except ValidationError as error:
         raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())) from None
@@ -252,8 +260,9 @@ def evaluate(
         str, typer.Option(help="Bundled benchmark, Hub target (gsm8k, mmlu, ...) or task spec file (.yaml/.json).")
     ] = "arithmetic",
     workspace: Workspace_ = "internflow-workspace",
-    limit: Annotated[int, typer.Option(help="Seeded subset of the test split (0: all of it).")] = 0,
+    limit: Annotated[int, typer.Option(help="Seeded subset of the split (0: all of it).")] = 0,
     seed: Annotated[int, typer.Option(help="Which seeded subset.")] = 0,
+    split: Annotated[str, typer.Option(help="'test' (default) or 'dev', the split campaigns choose on.")] = "test",
     eval_backend: Annotated[str, typer.Option(help="'vllm' (a server, default) or 'transformers'.")] = "vllm",
     eval_endpoint: Annotated[str | None, typer.Option(help="URL (…/v1) of your own vLLM server.")] = None,
 ) -> None:
@@ -281,9 +290,12 @@ def evaluate(
     from internflow.models import model_fingerprint, resolve_model
     from tasks.evaluate import eval_server, evaluate_model
 
+    if split not in ("test", "dev"):
+        raise _fail(f"split: expected 'test' or 'dev', got {split!r}")
     try:  # bad input — benchmark, spec file, model, unreachable data or server — is refused, named
         bench = get_benchmark(benchmark)
         bench.load("test")
+        bench.load("dev" if split == "dev" else "test")
         path = resolve_model(model)
         evaluator = pin_evaluator(ws.root, bench)
         if server is not None:
@@ -293,13 +305,14 @@ def evaluate(
             result = flow(name="evaluate", flow_run_name=f"evaluate-{bench.name}")(
                 lambda: evaluate_model(
                     path, model_fingerprint(path), benchmark, limit or None, seed, "evaluate", ws.samples_dir,
-                    backend=backend, server=served, evaluator=evaluator,
+                    backend=backend, server=served, evaluator=evaluator, split="dev" if split == "dev" else "test",
                 )
             )()  # fmt: skip
     except (ValueError, RuntimeError) as error:
         raise _fail(str(error)) from None
     console.print(
-        f"{bench.name}: {result.accuracy:.1%} (n={result.n}, 95% CI {result.ci_low:.1%}–{result.ci_high:.1%}), "
+        f"{bench.name} ({result.split}): {result.accuracy:.1%} "
+        f"(n={result.n}, 95% CI {result.ci_low:.1%}–{result.ci_high:.1%}), "
         f"unparseable {result.unparseable}"
         + (f", over the model's context {result.over_length}" if result.over_length else "")
         + f"; answers from {result.backend}; samples: {result.samples_path}",
@@ -509,24 +522,22 @@ def dashboard(workspace: Workspace_ = "internflow-workspace", port: int = 7860) 
 
 
 def _print_leaderboard(report: dict) -> None:
+    from internflow import narration
     from internflow.schemas import CampaignReport
     from tasks.report import CLI_COLUMNS, leaderboard_rows
 
-    table = Table(*CLI_COLUMNS, title=f"{report['config']['benchmark']} leaderboard")
-    for row in leaderboard_rows(CampaignReport.model_validate(report)):  # the leaderboard artifact's rows too
+    typed = CampaignReport.model_validate(report)
+    table = Table(*CLI_COLUMNS, title=f"{typed.config.benchmark} leaderboard (acc %: {typed.selected_on} split)")
+    for row in leaderboard_rows(typed):  # the leaderboard artifact's rows too
         table.add_row(*(row[column] for column in CLI_COLUMNS))
     console.print(table)
     console.print(
-        f"best: {report['best_score']:.1%} (baseline {report['baseline']['accuracy']:.1%}) → "
-        f"{report['best_model_path']}",
+        f"best on {typed.selected_on}: {typed.best_score:.1%} (baseline {typed.baseline.accuracy:.1%}) → "
+        f"{typed.best_model_path}",
         soft_wrap=True,
+        markup=False,
     )
-    if full := report.get("final_full"):
-        console.print(
-            f"final model on the whole test split: {full['accuracy']:.1%} "
-            f"(n={full['n']}, 95% CI {full['ci_low']:.1%}–{full['ci_high']:.1%})",
-            soft_wrap=True,
-        )
+    console.print(narration.scored_on_test_line(typed), soft_wrap=True, markup=False)
     console.print(f"stop reason: {report['stop_reason']}", soft_wrap=True, markup=False)
 
 

@@ -49,7 +49,9 @@ class CampaignLedger:
     eval_server: ServedModel | None = None
     evaluator: str = ""
     data: DataPlan | None = None  # the vetted training data the planner may choose from
-    final_full: EvalResult | None = None
+    dev_source: str = ""  # where the split iterations are chosen on came from
+    test_baseline: EvalResult | None = None  # scored once, after the search
+    test_best: EvalResult | None = None
     started: float = field(default_factory=time.monotonic)
     history: list[IterationResult] = field(default_factory=list)
     failures: list[FailedIteration] = field(default_factory=list)
@@ -109,6 +111,7 @@ class CampaignLedger:
             evaluator=self.evaluator,
             data_sources=self.data.sources if self.data else (),
             data_row_budget=self.config.data_row_budget,
+            eval_split=self.config.select_on,
         )
 
     def latest(self) -> IterationResult | FailedIteration:
@@ -150,6 +153,9 @@ class CampaignLedger:
             stop_reason=stop_reason,
             elapsed_s=self.elapsed_s,
             flow_run_id=flow_run_id,
-            final_full=self.final_full,
             resumed_from=self.resumed_from,
+            selected_on=self.config.select_on,
+            dev_source=self.dev_source,
+            test_baseline=self.test_baseline,
+            test_best=self.test_best,
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from internflow.markdown import cell, code, table
-from internflow.schemas import CampaignReport, FailedIteration, IterationResult, Paper, TrainResult
+from internflow.schemas import CampaignReport, EvalResult, FailedIteration, IterationResult, Paper, TrainResult
 
 __all__ = [
     "TRACKIO_DASHBOARD_URL",
@@ -199,7 +199,7 @@ def campaign_report_markdown(report: CampaignReport) -> str:
     else:
         best = next(r for r in report.iterations if r.index == report.best_iteration)
         outcome = (
-            f"Best: iteration {best.index} at **{_pct(best.evaluation.accuracy)}** "
+            f"Best on {report.selected_on}: iteration {best.index} at **{_pct(best.evaluation.accuracy)}** "
             f"(95 % CI {_pct(best.evaluation.ci_low)} – {_pct(best.evaluation.ci_high)}) vs baseline "
             f"{_pct(base.accuracy)} ({100 * best.diagnosis.gain_vs_baseline:+.1f} pt), "
             f"{best.params.method} on {', '.join(best.params.datasets)}. Model: `{report.best_model_path}`."
@@ -215,9 +215,10 @@ def campaign_report_markdown(report: CampaignReport) -> str:
     for f in sorted(report.failures, key=lambda f: f.index):
         log.append(f"{f.index}. **failed** — {f.params.method}: {cell(f.error, 200)}")
     papers = "\n".join(f"- [{cell(p.title)}]({p.url}) ({p.arxiv_id})" for p in _papers(report)) or "- (none found)"
+    chosen = next((r.evaluation for r in report.iterations if r.index == report.best_iteration), None)
     return (
         f"# Campaign report: {report.config.benchmark} on `{report.base_model}`\n\n"
-        f"{outcome}\n\n"
+        f"{outcome}\n\n{evaluation_table(report, chosen)}\n\n"
         f"Stopped because: {report.stop_reason}. {len(report.iterations)} iterations finished, "
         f"{len(report.failures)} failed, in {report.elapsed_s / 60:.1f} min "
         f"(budget {report.config.time_budget_minutes:g} min, {report.config.max_iterations} iterations).\n\n"
@@ -225,6 +226,30 @@ def campaign_report_markdown(report: CampaignReport) -> str:
         f"## Leaderboard\n\n{leaderboard_markdown(report)}\n\n"
         f"## Papers read\n\n{papers}\n\n"
         f"Flow run: `{report.flow_run_id}`. Trackio dashboard: `internflow dashboard -w {report.config.workspace}`.\n"
+    )
+
+
+def _scored(result: EvalResult | None) -> str:
+    if result is None:
+        return "not scored | - | -"
+    return f"{_pct(result.accuracy)} | {_pct(result.ci_low)} – {_pct(result.ci_high)} | {result.n}"
+
+
+def evaluation_table(report: CampaignReport, chosen: EvalResult | None) -> str:
+    """Base model and chosen model on the split iterations were chosen on and on the test split
+    (scored once, after the search), side by side, with 95 % Wilson intervals and n."""
+    split = report.selected_on
+    note = (
+        "\n\n*Chosen on the test split itself (no dev data): the test score is optimistic.*"
+        if report.optimistic
+        else f"\n\nIterations were chosen on the {split} split ({cell(report.dev_source or split)}); the test "
+        "split was scored once, after the search, and never seen by the planner."
+    )
+    return (
+        f"| model | {split} accuracy | 95 % CI | n | test accuracy | 95 % CI | n |\n|---|---|---|---|---|---|---|\n"
+        f"| base model | {_scored(report.baseline)} | {_scored(report.test_baseline)} |\n"
+        + (f"| this model | {_scored(chosen)} | {_scored(report.test_best)} |" if chosen is not None else "")
+        + note
     )
 
 
@@ -258,10 +283,7 @@ def model_card_markdown(report: CampaignReport) -> str:
         f"\n# {Path(report.best_model_path).name}\n\n"
         f"Post-trained by internflow from `{report.base_model}` for the "
         f"`{report.config.benchmark}` benchmark (iteration {best.index} of a campaign).\n\n"
-        f"## Evaluation\n\n| model | accuracy | 95 % CI (Wilson) | n |\n|---|---|---|---|\n"
-        f"| this model | {_pct(e.accuracy)} | {_pct(e.ci_low)} – {_pct(e.ci_high)} | {e.n} |\n"
-        f"| base model | {_pct(report.baseline.accuracy)} | {_pct(report.baseline.ci_low)} – "
-        f"{_pct(report.baseline.ci_high)} | {report.baseline.n} |\n\n"
+        f"## Evaluation\n\n{evaluation_table(report, e)}\n\n"
         f"## Training data\n\n| dataset | rows used | sha256 |\n|---|---|---|\n{datasets}\n\n"
         f"## Method and parameters\n\n{p.method.upper()} with TRL"
         f"{' (LoRA, merged)' if p.use_lora else ''}; {best.train.steps} steps, final loss {best.train.final_loss}.\n\n"

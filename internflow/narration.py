@@ -11,7 +11,7 @@ from internflow.schemas import CampaignReport, EvalResult, FailedIteration, Iter
 
 __all__ = [
     "baseline_line",
-    "final_full_line",
+    "scored_on_test_line",
     "iteration_line",
     "outcome_line",
     "params_summary",
@@ -44,7 +44,10 @@ def params_summary(params: IterationParams) -> str:
 
 
 def baseline_line(baseline: EvalResult, model: str) -> str:
-    return f"baseline: {model} scores {_score(baseline)} on {baseline.benchmark}; answers from {baseline.backend}"
+    return (
+        f"baseline: {model} scores {_score(baseline)} on {baseline.benchmark} ({baseline.split} split); "
+        f"answers from {baseline.backend}"
+    )
 
 
 def proposal_line(index: int, proposal: Proposal) -> str:
@@ -82,10 +85,20 @@ def iteration_line(result: IterationResult, workspace: str) -> str:
     )
 
 
-def final_full_line(result: EvalResult | None, failure: str | None = None) -> str:
-    if result is None:
-        return f"final model on the whole test split: not scored ({failure or 'the evaluation failed'})"
-    return f"final model on the whole test split: {_score(result)}"
+def scored_on_test_line(report: CampaignReport) -> str:
+    """The test split, scored once after the search: baseline and best-on-dev side by side."""
+    if report.test_baseline is None:
+        return "test split: not scored (the evaluation failed; see its task run)"
+    base = _score(report.test_baseline)
+    if report.best_iteration is None:
+        line = f"test split: the base model stays the result, {base}"
+    elif report.test_best is None:
+        line = f"test split: baseline {base}; the best model's test evaluation failed"
+    else:
+        line = f"test split: baseline {base} → best (iteration {report.best_iteration}) {_score(report.test_best)}"
+    if report.optimistic:
+        line += " — chosen on the test split itself: optimistic"
+    return line
 
 
 def result_line(report: CampaignReport) -> str:
@@ -100,6 +113,10 @@ def result_line(report: CampaignReport) -> str:
         outcome = (
             f"best: iteration {report.best_iteration} at {report.best_score:.1%} vs {base} ({gain:+.1f} pt) → {model}"
         )
-    full = report.final_full
-    on_all = f"; final model on the whole test split: {full.accuracy:.1%} (n={full.n})" if full else ""
-    return f"{outcome}. {runs}; stopped: {report.stop_reason}{on_all}"
+    split = report.selected_on
+    test = ""
+    if report.test_baseline is not None:
+        result = report.test_best or report.test_baseline
+        test = f"; test: {report.test_baseline.accuracy:.1%} → {result.accuracy:.1%} (n={result.n})"
+        test += " (optimistic: chosen on test)" if report.optimistic else ""
+    return f"{outcome} on {split}. {runs}; stopped: {report.stop_reason}{test}"

@@ -49,6 +49,15 @@ def preflight(config: CampaignConfig) -> Preflight:
         benchmark.load("test")  # a catalog target's Hub data must be reachable before anything runs
     except RuntimeError as error:
         raise ValueError(f"benchmark: {error}") from None
+    if config.select_on == "dev":
+        try:
+            benchmark.load("dev")
+        except ValueError:
+            raise ValueError(
+                f"select_on: {benchmark.name!r} has no dev split to choose iterations on (no validation split, "
+                "no dev_data, and too little train_data to hold some out); add dev_data: to the task spec, or "
+                "pass --select-on test to choose on the test split (every report then marks it optimistic)"
+            ) from None
     validate_catalog(benchmark.name)  # a corrupt catalog file is named before anything is spent
     get_planner(config)
     recipe_method = config.recipe.partition("/")[0]

@@ -192,6 +192,12 @@ class CampaignConfig(_Frozen):
         description="OpenAI-compatible URL (…/v1) of a vLLM server you run for the base model, with runtime "
         "LoRA loading on; none: internflow starts and stops its own.",
     )
+    select_on: Literal["dev", "test"] = Field(
+        "dev",
+        description="The split iterations are chosen on: `dev` (the test split is then scored once, at the end, "
+        "for the baseline and the best-on-dev model) or `test`, only for a target with no dev data; every report "
+        "then marks the result optimistic.",
+    )
     datasets: tuple[str, ...] = Field(
         (),
         description="Training datasets you name, vetted with the ones discovery finds: local catalog names or "
@@ -498,6 +504,9 @@ class EvalResult(_Frozen):
     samples_path: str
     runtime_s: float
     backend: str = Field("", description="What generated the answers: vllm or transformers.")
+    split: Literal["train", "dev", "test"] = Field(
+        "test", description="Which split it was scored on: dev while a campaign chooses, test once at its end."
+    )
 
 
 # ---------------------------------------------------------------- diagnosis ----------------
@@ -585,6 +594,7 @@ class IterationContext(_Frozen):
         (), description="The campaign's vetted training datasets (pinned); `params.datasets` names some of them."
     )
     data_row_budget: int = Field(20_000, ge=1, description="Rows read from each Hub dataset at most.")
+    eval_split: Literal["dev", "test"] = Field("dev", description="The split iterations are scored on (select_on).")
 
     def eval_items(self, fraction: float) -> int | None:
         """How many items of the campaign's eval subset (the baseline's) an iteration is scored on."""
@@ -635,6 +645,9 @@ class FailedIteration(_Frozen):
 
 
 class CampaignReport(_Frozen):
+    """A campaign's record: the baseline and iterations on the split they were chosen on (dev), and
+    the baseline and best model scored once on the test split at the end."""
+
     config: CampaignConfig
     base_model: str
     baseline: EvalResult
@@ -646,13 +659,23 @@ class CampaignReport(_Frozen):
     stop_reason: str
     elapsed_s: float
     flow_run_id: str | None = None
-    final_full: EvalResult | None = Field(
-        None, description="The final model (the best, else the base) on the whole test split, when evals used a subset."
+    selected_on: Literal["dev", "test"] = Field("dev", description="The split iterations were chosen on.")
+    dev_source: str = Field("", description="Where that split came from, in words.")
+    test_baseline: EvalResult | None = Field(
+        None, description="The base model on the test split, scored once after the search."
+    )
+    test_best: EvalResult | None = Field(
+        None, description="The best-on-dev model on the test split, scored once after the search (None: no best)."
     )
     failure: str | None = Field(None, description="The error that ended the campaign early, when one did.")
     resumed_from: tuple[str, ...] = Field(
         (), description="Flow runs of this campaign killed before they finished, whose record it continued."
     )
+
+    @property
+    def optimistic(self) -> bool:
+        """Chosen on the test split itself: the reported test score is biased upwards."""
+        return self.selected_on == "test"
 
 
 class CampaignFailure(_Frozen):

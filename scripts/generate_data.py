@@ -60,27 +60,36 @@ def arithmetic_splits() -> tuple[list[dict], list[dict]]:
     return [to_item("train", i, e) for i, e in enumerate(train)], [to_item("test", i, e) for i, e in enumerate(test)]
 
 
-def family_splits() -> tuple[list[dict], list[dict]]:
-    def to_items(split: str, entries: list[dict], seed: int) -> list[dict]:
-        rng = random.Random(seed)
-        items = []
-        for i, entry in enumerate(entries):
-            stem = (
-                entry["question"].split("\n\n")[0]
-                + "\n\n"
-                + re.split(r"\?", entry["question"].split("\n\n")[1])[0]
-                + "?"
-            )
-            distractors = rng.sample([r for r in RELATIONS if r != entry["answer"]], 3)
-            choices = distractors + [entry["answer"]]
-            rng.shuffle(choices)
-            answer = LETTERS[choices.index(entry["answer"])]
-            items.append({"id": f"family-mc-{split}-{i}", "question": stem, "answer": answer, "choices": choices})
-        return items
+def _family_items(split: str, entries: list[dict], seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    items = []
+    for i, entry in enumerate(entries):
+        stem = (
+            entry["question"].split("\n\n")[0] + "\n\n" + re.split(r"\?", entry["question"].split("\n\n")[1])[0] + "?"
+        )
+        distractors = rng.sample([r for r in RELATIONS if r != entry["answer"]], 3)
+        choices = distractors + [entry["answer"]]
+        rng.shuffle(choices)
+        answer = LETTERS[choices.index(entry["answer"])]
+        items.append({"id": f"family-mc-{split}-{i}", "question": stem, "answer": answer, "choices": choices})
+    return items
 
+
+def family_splits() -> tuple[list[dict], list[dict], list[str]]:
     test = _unique(_rg("family_relationships", 260, 3003), set())[:200]
     train = _unique(_rg("family_relationships", 1300, 4004), {e["question"] for e in test})[:1000]
-    return to_items("train", train, 5), to_items("test", test, 6)
+    return _family_items("train", train, 5), _family_items("test", test, 6), [e["question"] for e in train + test]
+
+
+def arithmetic_dev(used: set[str]) -> list[dict]:
+    """200 addition problems disjoint from train, test and the catalog pool: what campaigns select on."""
+    dev = _unique(_additions(_rg("chain_sum", 30000, 9009, **ARITHMETIC)), used)[:200]
+    return [{"id": f"arithmetic-dev-{i}", "question": e["question"], "answer": e["answer"]} for i, e in enumerate(dev)]
+
+
+def family_dev(used: set[str]) -> list[dict]:
+    """200 family-relationship items disjoint from train and test, as 4-way multiple choice."""
+    return _family_items("dev", _unique(_rg("family_relationships", 500, 9090), used)[:200], 7)
 
 
 def arithmetic_pool(used: set[str]) -> list[dict]:
@@ -223,16 +232,21 @@ def _jsonl(rows: list[dict]) -> str:
 def render_all() -> dict[Path, str]:
     files: dict[Path, str] = {}
     arith_train, arith_test = arithmetic_splits()
-    family_train, family_test = family_splits()
-    for name, (train, test) in {
-        "arithmetic": (arith_train, arith_test),
-        "family-mc": (family_train, family_test),
-    }.items():
-        files[DATA_DIR / name / "train.jsonl"] = _jsonl(train)
-        files[DATA_DIR / name / "test.jsonl"] = _jsonl(test)
-    rg_version = version("reasoning-gym")
+    family_train, family_test, family_questions = family_splits()
     used = {e["question"] for e in arith_train + arith_test}
-    datasets = catalog(arith_train, family_train) | extra_arithmetic(arithmetic_pool(used), arith_test)
+    pool = arithmetic_pool(used)
+    # Dev splits come last: drawn with seeds of their own from what no other split or dataset uses,
+    # so adding them left train, test and the catalog unchanged.
+    arith_dev = arithmetic_dev(used | {e["question"] for e in pool})
+    family_dev_items = family_dev(set(family_questions))
+    for name, splits in {
+        "arithmetic": (arith_train, arith_dev, arith_test),
+        "family-mc": (family_train, family_dev_items, family_test),
+    }.items():
+        for split, items in zip(("train", "dev", "test"), splits, strict=True):
+            files[DATA_DIR / name / f"{split}.jsonl"] = _jsonl(items)
+    rg_version = version("reasoning-gym")
+    datasets = catalog(arith_train, family_train) | extra_arithmetic(pool, arith_test)
     for name, (meta, rows) in datasets.items():
         files[CATALOG_DIR / name / "data.jsonl"] = _jsonl(rows)
         files[CATALOG_DIR / name / "README.md"] = CARD.format(name=name, rows=len(rows), rg_version=rg_version, **meta)

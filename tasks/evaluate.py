@@ -1,4 +1,5 @@
-"""Evaluation stage: the benchmark's seeded test subset as a lighteval task, answered greedily by
+"""Evaluation stage: a seeded subset of one of the benchmark's splits (dev while a campaign chooses,
+test once at its end) as a lighteval task, answered greedily by
 a vLLM server (or transformers in-process, when asked for by name), each answer extracted and
 judged; accuracy with n and a 95 % Wilson interval, per-sample rows saved to the workspace and
 shown worst first as an artifact.
@@ -22,7 +23,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 
-from internflow.benchmarks import Benchmark, BenchmarkItem, get_benchmark
+from internflow.benchmarks import Benchmark, BenchmarkItem, Split, get_benchmark
 from internflow.diagnostics import load_samples
 from internflow.evaluation.integrity import check_evaluator
 from internflow.evaluation.lighteval_models import InProcessTransformersModel, ServedOpenAIModel
@@ -55,11 +56,11 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def select_items(benchmark: Benchmark, limit: int | None, seed: int) -> list[BenchmarkItem]:
-    """The first `limit` items of a seeded shuffle of the test split (all of them for None): the
-    same items for every iteration, and a smaller limit gives a prefix of a larger one, so a
-    screened iteration's items are among the baseline's."""
-    items = benchmark.load("test")
+def select_items(benchmark: Benchmark, limit: int | None, seed: int, split: Split = "test") -> list[BenchmarkItem]:
+    """The first `limit` items of a seeded shuffle of `split` (all of them for None): the same
+    items for every iteration, and a smaller limit gives a prefix of a larger one, so a screened
+    iteration's items are among the baseline's."""
+    items = benchmark.load(split)
     random.Random(seed).shuffle(items)
     return items if limit is None else items[:limit]
 
@@ -189,14 +190,15 @@ def evaluate_model(
     server: ServedModel | None = None,
     adapter: tuple[str, str] | None = None,
     evaluator: str = "",
+    split: Split = "test",
 ) -> EvalResult:
-    """Score a model on the benchmark's seeded test subset through lighteval.  `adapter` is
+    """Score a model on a seeded subset of the benchmark's `split` through lighteval.  `adapter` is
     (adapter folder, model it was trained on) for LoRA runs; `evaluator` the campaign's evaluator
     fingerprint, refused when the benchmark's code or test set no longer match it."""
     started = time.monotonic()
     benchmark = get_benchmark(benchmark_name)
     check_evaluator(benchmark, evaluator)
-    items = select_items(benchmark, limit, seed)
+    items = select_items(benchmark, limit, seed, split)
     workspace_root = samples_dir.parent
     work_dir = workspace_root / "eval-work" / f"{label}-{model_fingerprint}"
     log_dir = workspace_root / "logs"
@@ -211,6 +213,7 @@ def evaluate_model(
         samples_path=str(samples_path),
         runtime_s=time.monotonic() - started,
         backend=backend,
+        split=split,
         **_scores(samples),
     )
     _publish(result, samples)

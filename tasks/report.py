@@ -21,7 +21,7 @@ from internflow.schemas import CampaignConfig, CampaignFailure, CampaignReport, 
 __all__ = ["CLI_COLUMNS", "leaderboard_rows", "publish_failure", "publish_report"]
 
 # What `internflow run` and `internflow leaderboard` print; the artifact shows every column.
-CLI_COLUMNS = ("iter", "verdict", "acc %", "95% CI", "gain", "datasets", "lr", "steps", "init", "wall s")
+CLI_COLUMNS = ("iter", "verdict", "acc %", "95% CI", "gain", "test %", "datasets", "lr", "steps", "init", "wall s")
 
 
 def _pct(value: float) -> str:
@@ -42,28 +42,36 @@ def _params(p: IterationParams) -> dict[str, str]:
     }
 
 
+def _test(result: EvalResult | None) -> str:
+    if result is None:
+        return "-"
+    return f"{_pct(result.accuracy)} ({_pct(result.ci_low)}–{_pct(result.ci_high)}, n={result.n})"
+
+
 def leaderboard_rows(report: CampaignReport) -> list[dict[str, str]]:
     """The leaderboard as text, one row per iteration: the baseline, then the iterations best first,
-    then the failed ones.  Accuracy and its 95 % CI in percent, gain over the baseline in points, the
-    model (folder relative to the workspace) next to them so that it is in sight, then the parameters;
-    "-" where a value does not apply."""
+    then the failed ones.  Accuracy and its 95 % CI in percent on the split iterations were chosen
+    on (dev), gain over the baseline in points, the test split's score (baseline and best only:
+    scored once, after the search), the model (folder relative to the workspace) next to them so
+    that it is in sight, then the parameters; "-" where a value does not apply."""
     dash = dict.fromkeys(("method", "datasets", "lr", "steps", "init"), "-")
     base = report.baseline
     rows = [
-        {"iter": "baseline", "verdict": "-", **_scores(base, 0.0), "model (or error)": report.config.model}
-        | {"n": str(base.n), **dash, "wall s": str(round(base.runtime_s))}
+        {"iter": "baseline", "verdict": "-", **_scores(base, 0.0), "test %": _test(report.test_baseline)}
+        | {"model (or error)": report.config.model, "n": str(base.n), **dash, "wall s": str(round(base.runtime_s))}
     ]
     for r in sorted(report.iterations, key=lambda r: -r.evaluation.accuracy):
         rows.append(
             {"iter": str(r.index), "verdict": r.diagnosis.verdict}
             | _scores(r.evaluation, r.diagnosis.gain_vs_baseline)
+            | {"test %": _test(report.test_best) if r.index == report.best_iteration else "-"}
             | {"model (or error)": short_path(r.train.model_path, report.config.workspace)}
             # n: fewer than the baseline's for a screen; its gain is on those items
             | {"n": str(r.evaluation.n), **_params(r.params), "wall s": str(round(r.wall_s))}
         )
     for f in report.failures:
         rows.append(
-            {"iter": str(f.index), "verdict": "failed", "acc %": "-", "95% CI": "-", "gain": "-"}
+            {"iter": str(f.index), "verdict": "failed", "acc %": "-", "95% CI": "-", "gain": "-", "test %": "-"}
             | {"model (or error)": f.error[:200], "n": "-", **_params(f.params), "wall s": "-"}
         )
     return rows
@@ -90,13 +98,10 @@ def publish_report(report: CampaignReport, path: Path) -> Path:
                 if report.best_iteration is not None
                 else "No iteration beat the baseline"
             )
-            + f" (baseline {report.baseline.accuracy:.1%}); accuracy and 95 % CI in %, gain in points over the "
-            f"baseline. Stop reason: {report.stop_reason}"
-            + (
-                f". Final model on the whole test split: {report.final_full.accuracy:.1%} (n={report.final_full.n})"
-                if report.final_full
-                else ""
-            )
+            + f" (baseline {report.baseline.accuracy:.1%}) on the {report.selected_on} split; accuracy and 95 % CI "
+            f"in %, gain in points over the baseline; test % scored once after the search"
+            + (" (optimistic: chosen on test)" if report.optimistic else "")
+            + f". Stop reason: {report.stop_reason}"
         ),
     )
     try:

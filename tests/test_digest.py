@@ -73,7 +73,7 @@ def test_records_are_read_from_prefect_run_history_with_failure_class_and_guard_
     monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")
     baseline = EvalResult(
         label="baseline", benchmark="arithmetic", accuracy=0.25, n=8, n_correct=2, ci_low=0.0, ci_high=1.0,
-        unparseable=0, samples_path="", runtime_s=0.0,
+        unparseable=0, samples_path="", runtime_s=0.0, split="dev",
     )  # fmt: skip
     context = IterationContext(
         index=1, workspace=str(tmp_path), base_model="unused", base_fingerprint="x", benchmark="arithmetic",

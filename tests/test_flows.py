@@ -73,8 +73,40 @@ def test_campaign_evaluates_on_one_vllm_server_and_hot_loads_lora_adapters(finis
     # GPU, LoRA adapters are hot-loaded instead).
     assert len(list((workspace / "logs").glob("vllm-*.log"))) == 1
     assert json.loads((workspace / "evaluator.json").read_text())["arithmetic"]
-    # Evals ran on 12 items; the final model also gets the whole 200-item test split.
-    assert report.final_full is not None and report.final_full.n == 200 and report.final_full.backend == "vllm"
+    assert report.test_baseline is not None and report.test_baseline.backend == "vllm"
+
+
+def test_iterations_are_chosen_on_dev_and_the_test_split_is_scored_once_after_the_last_plan(finished_campaign) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
+
+    from agent.planner import PlannerState
+
+    report, workspace = finished_campaign
+    assert report.selected_on == "dev" and report.baseline.split == "dev" and report.baseline.n == 12
+    assert {r.evaluation.split for r in report.iterations} == {"dev"}
+    assert report.test_baseline is not None and report.test_baseline.split == "test"
+    assert report.test_baseline.n == 12 and report.dev_source.startswith("the bundled dev split")
+    if report.best_iteration is not None:
+        assert report.test_best is not None and report.test_best.split == "test"
+    # The planner's state cannot even be built with a test score in it.
+    with pytest.raises(ValueError, match="test-split scores must never reach the planner"):
+        PlannerState(config=report.config, baseline=report.test_baseline, history=(), datasets=(), default_datasets=())
+
+    async def task_runs() -> list:
+        async with get_client() as client:
+            campaign_run = FlowRunFilter(id=FlowRunFilterId(any_=[report.flow_run_id]))
+            children = FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[report.flow_run_id]))
+            return await client.read_task_runs(flow_run_filter=campaign_run) + await client.read_task_runs(
+                flow_run_filter=children
+            )
+
+    runs = asyncio.run(task_runs())
+    plans = [r for r in runs if r.name.startswith("plan")]
+    test_samples = sorted((workspace / "eval-samples").glob("*-test-*.jsonl"))
+    assert len(test_samples) == (2 if report.test_best else 1)  # once each: the baseline and the best on dev
+    last_plan_end = max(r.end_time for r in plans).timestamp()
+    assert all(path.stat().st_mtime > last_plan_end for path in test_samples), "test scored before the last plan"
 
 
 def test_every_iteration_has_its_five_stages_completed_in_prefect(finished_campaign) -> None:

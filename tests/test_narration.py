@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from internflow.narration import baseline_line, iteration_line, outcome_line, proposal_line, result_line
+from internflow.narration import (
+    baseline_line,
+    iteration_line,
+    outcome_line,
+    proposal_line,
+    result_line,
+    scored_on_test_line,
+)
 from internflow.schemas import IterationParams, Proposal
 from tests.sample_report import sample_report
 
 
 def test_baseline_line_gives_score_n_and_interval(tmp_path: Path) -> None:
     line = baseline_line(sample_report(str(tmp_path)).baseline, "smollm2-135m")
-    assert line == ("baseline: smollm2-135m scores 26.5% (n=200, 95% CI 20.9%–33.0%) on arithmetic; answers from vllm")
+    assert line == (
+        "baseline: smollm2-135m scores 26.5% (n=200, 95% CI 20.9%–33.0%) on arithmetic (dev split); answers from vllm"
+    )
 
 
 def test_proposal_line_says_what_why_and_what_the_guard_did() -> None:
@@ -43,8 +52,18 @@ def test_outcome_lines_give_the_gain_or_the_failure(tmp_path: Path) -> None:
 
 def test_final_state_message_states_the_result(tmp_path: Path) -> None:
     assert result_line(sample_report(str(tmp_path))) == (
-        "best: iteration 1 at 74.0% vs baseline 26.5% (+47.5 pt) → models/sft-1. "
-        "2 iterations, 1 failed; stopped: iteration budget spent (3 of 3)"
+        "best: iteration 1 at 74.0% vs baseline 26.5% (+47.5 pt) → models/sft-1 on dev. "
+        "2 iterations, 1 failed; stopped: iteration budget spent (3 of 3); test: 25.0% → 71.0% (n=200)"
     )
     nothing = sample_report(str(tmp_path)).model_copy(update={"best_iteration": None, "best_score": 0.265})
-    assert result_line(nothing).startswith("no iteration beat the baseline 26.5%.")
+    assert result_line(nothing).startswith("no iteration beat the baseline 26.5% on dev.")
+
+
+def test_the_line_on_the_test_split_shows_baseline_and_best_once_and_marks_selection_on_test(tmp_path: Path) -> None:
+    report = sample_report(str(tmp_path))
+    assert scored_on_test_line(report) == (
+        "test split: baseline 25.0% (n=200, 95% CI 19.5%–31.4%) → best (iteration 1) 71.0% (n=200, 95% CI 64.3%–76.9%)"
+    )
+    on_test = report.model_copy(update={"selected_on": "test"})
+    assert scored_on_test_line(on_test).endswith("chosen on the test split itself: optimistic")
+    assert result_line(on_test).endswith("(optimistic: chosen on test)")

@@ -30,7 +30,7 @@ DATASETS = ("arithmetic-direct", "arithmetic-worked")
 def _eval(accuracy: float) -> EvalResult:
     return EvalResult(
         label="eval", benchmark="arithmetic", accuracy=accuracy, n=200, n_correct=round(accuracy * 200),
-        ci_low=0.0, ci_high=1.0, unparseable=0, samples_path="samples.jsonl", runtime_s=1.0,
+        ci_low=0.0, ci_high=1.0, unparseable=0, samples_path="samples.jsonl", runtime_s=1.0, split="dev",
     )  # fmt: skip
 
 

@@ -223,4 +223,4 @@ def test_internflow_evaluate_scores_every_answer_form_right(tiny_model: Path, tm
             )  # fmt: skip
             assert done.returncode == 0, done.stderr[-3000:]
             n = len(numbers) if name == "numbers" else len(choices)
-            assert f"mine: 100.0% (n={n}," in done.stdout, done.stdout
+            assert f"mine (test): 100.0% (n={n}," in done.stdout, done.stdout

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "Benchmark",
     "BenchmarkItem",
     "Split",
+    "carve_dev",
     "UnknownBenchmarkError",
     "extract_choice",
     "extract_number",
@@ -103,6 +105,9 @@ class Benchmark:
     named_datasets: tuple[str, ...] = ()
     # What `get_benchmark` was given for it, when that is not its name (a task spec's path).
     key: str = ""
+    # Where its dev split (what campaigns choose iterations on) comes from, in words; "" when it
+    # has none (then only `select_on: test` can run a campaign on it, marked optimistic).
+    dev_source: str = "the bundled dev split, disjoint from train, test and the catalog"
 
     @property
     def ref(self) -> str:
@@ -120,6 +125,9 @@ class Benchmark:
         return self.test_source is not None and (repo, split) == (self.test_source[0], self.test_source[2])
 
     def load(self, split: Split) -> list[BenchmarkItem]:
+        """The items of a split; ValueError when this benchmark has no such split."""
+        if split == "dev" and not self.dev_source:
+            raise ValueError(f"benchmark {self.name!r} has no dev split")
         if self.loader is not None:
             return list(self.loader(split))  # a copy: loaders may cache, and callers shuffle in place
         return read_items(DATA_DIR / self.name / f"{split}.jsonl")
@@ -133,6 +141,23 @@ class Benchmark:
             digest.update(inspect.getsource(part).encode())
         digest.update(json.dumps([self.kind, self.max_new_tokens, self.definition]).encode())
         return digest.hexdigest()[:16]
+
+
+def carve_dev(
+    items: list[BenchmarkItem], test_prompts: list[str], size: int, seed: int = 0
+) -> tuple[list[BenchmarkItem], list[BenchmarkItem]]:
+    """(dev, the rest): a seeded slice of `size` items of a training split to choose iterations on,
+    none of whose prompts trips the decontamination gate against the test prompts (those stay in
+    the rest).  Training never sees the dev items: the caller trains on the rest only, and the
+    dataset stage quarantines any training row that repeats a dev prompt."""
+    from internflow.data.decontamination import EvalIndex
+
+    gate = EvalIndex(test_prompts)
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    dev_at = [i for i in order if not gate.is_contaminated(items[i].question)][:size]
+    chosen = set(dev_at)
+    return [items[i] for i in sorted(dev_at)], [item for i, item in enumerate(items) if i not in chosen]
 
 
 def read_items(path: Path) -> list[BenchmarkItem]:

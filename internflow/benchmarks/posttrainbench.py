@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from internflow.benchmarks import LETTERS, Benchmark, BenchmarkItem, read_text
+from internflow.benchmarks import LETTERS, Benchmark, BenchmarkItem, carve_dev, read_text, render_multiple_choice
 from internflow.benchmarks.answers import (
     UnreadableAnswerError,
     extract_choice,
@@ -152,15 +152,36 @@ def _hub_benchmark(
     extract: Callable[[str], str | None],
     judge: Callable[[str, str], bool],
     reference: Callable[[object], str | None],
+    dev: HubSplit | None = None,
+    dev_carve: int = 0,
 ) -> Benchmark:
+    """A Hub target.  Its dev split: `dev` read whole (a validation split), or with `dev_carve` a
+    seeded slice of that many items of `dev` (a training split; the rest stays training data, and
+    the dataset stage quarantines rows repeating a dev prompt), or none."""
+
     # Read once per process: preflight, the evaluator's fingerprint and every evaluation ask for it.
     @functools.cache
     def load(split: Literal["train", "dev", "test"]) -> list[BenchmarkItem]:
-        if split != "test":
-            raise ValueError(
-                f"benchmark {name!r} is evaluation data only: training data comes from the catalog or Hub search"
-            )
-        return [to_item(row, index) for index, row in enumerate(source.rows())]
+        if split == "test":
+            return [to_item(row, index) for index, row in enumerate(source.rows())]
+        if split == "dev" and dev is not None:
+            items = [to_item(row, index) for index, row in enumerate(dev.rows())]
+            items = [item.model_copy(update={"id": f"{item.id}-dev"}) for item in items]
+            if not dev_carve:
+                return items
+            test_prompts = [render_multiple_choice(i.question, i.choices) if i.choices else i.question
+                            for i in load("test")]  # fmt: skip
+            return carve_dev(items, test_prompts, dev_carve)[0]
+        raise ValueError(
+            f"benchmark {name!r} is evaluation data only: training data comes from the catalog or Hub search"
+        )
+
+    if dev is None:
+        dev_source = ""
+    elif dev_carve:
+        dev_source = f"a seeded slice of {dev_carve} items of {dev.repo} ({dev.split}), never trained on"
+    else:
+        dev_source = f"{dev.repo} ({dev.subset or 'default'}, {dev.split})"
 
     return Benchmark(
         name=name,
@@ -175,6 +196,7 @@ def _hub_benchmark(
         loader=load,
         definition=json.dumps([source.repo, source.subset, source.split, name]),
         test_source=(source.repo, source.subset, source.split),
+        dev_source=dev_source,
     )
 
 
@@ -183,6 +205,7 @@ POSTTRAINBENCH: dict[str, Benchmark] = {
         "gsm8k", "exact_answer", HubSplit("openai/gsm8k", "main", "test"), _gsm8k_item,
         description="Grade-school math word problems; final number after step-by-step reasoning.",
         max_new_tokens=512, extract=extract_number, judge=numbers_equal, reference=read_number,
+        dev=HubSplit("openai/gsm8k", "main", "train"), dev_carve=200,
     ),
     "gpqa-main": _hub_benchmark(
         "gpqa-main", "multiple_choice", HubSplit("Idavidrein/gpqa", "gpqa_main", "train"), _gpqa_item,
@@ -203,5 +226,6 @@ POSTTRAINBENCH: dict[str, Benchmark] = {
         "mmlu", "multiple_choice", HubSplit("cais/mmlu", "all", "test"), _mmlu_item,
         description="MMLU, all subjects: 4-way multiple choice.",
         max_new_tokens=16, extract=extract_choice, judge=letters_equal, reference=_letter,
+        dev=HubSplit("cais/mmlu", "all", "validation"),
     ),
 }  # fmt: skip

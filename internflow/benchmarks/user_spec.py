@@ -28,7 +28,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from internflow.benchmarks import Benchmark, BenchmarkItem, read_text
+from internflow.benchmarks import Benchmark, BenchmarkItem, carve_dev, read_text, render_multiple_choice
 from internflow.benchmarks.answers import (
     MAX_CHOICES,
     UnreadableAnswerError,
@@ -284,6 +284,13 @@ def load_task_spec(path: Path) -> Benchmark:
             # Train and dev ids never collide with test ids (line numbers repeat across files).
             splits[split] = [item.model_copy(update={"id": f"{split}-{item.id}"}) for item in rows]
     named = (spec.train_data,) if spec.train_data and spec.train_data.startswith("hub:") else ()
+    dev_source = f"dev_data {spec.dev_data}" if "dev" in splits else ""
+    train = splits.get("train", [])
+    if "dev" not in splits and len(train) >= MIN_TRAIN_TO_CARVE:
+        # No dev_data: a seeded slice of the training data is held out to choose on, never trained on.
+        size = min(200, len(train) // 5)
+        splits["dev"], splits["train"] = carve_dev(train, [_prompt(i) for i in splits["test"]], size)
+        dev_source = f"a seeded slice of {len(splits['dev'])} items of train_data {spec.train_data}, never trained on"
     n_choices = max((len(item.choices) for item in splits["test"]), default=0) or MAX_CHOICES
 
     def load(split: Literal["train", "dev", "test"]) -> list[BenchmarkItem]:
@@ -306,7 +313,16 @@ def load_task_spec(path: Path) -> Benchmark:
         definition=spec.model_dump_json(),
         train_data=str(_data_file(path, "train_data", spec.train_data)) if "train" in splits else None,
         named_datasets=named,
+        dev_source=dev_source,
     )
+
+
+# Below this many training rows no dev split is carved (20 % of them would be too noisy to choose on).
+MIN_TRAIN_TO_CARVE = 100
+
+
+def _prompt(item: BenchmarkItem) -> str:
+    return render_multiple_choice(item.question, item.choices) if item.choices else item.question
 
 
 def _data_file(spec_path: Path, field: str, value: str | None) -> Path:

@@ -37,12 +37,13 @@ from internflow.data.hub import load_hub_rows
 from internflow.data.length import token_lengths
 from internflow.data.quality import QualityConfig, Quarantined, answer_check_for, check_rows
 from internflow.models import load_chat_tokenizer
-from internflow.schemas import DatasetCheck, DatasetSource, DataSource, IterationParams, PreparedDataset
+from internflow.schemas import ColumnMapping, DatasetCheck, DatasetSource, DataSource, IterationParams, PreparedDataset
 from internflow.training.data_check import needed_columns
 
 __all__ = [
     "DataPaths",
     "SourceCheck",
+    "dev_index",
     "eval_index",
     "mix_shares",
     "prepare_training_data",
@@ -76,6 +77,14 @@ class SourceCheck:
 def eval_index(benchmark: Benchmark, config: DecontaminationConfig | None = None) -> EvalIndex:
     """The gate's index over the target's test prompts (as the model sees them)."""
     return EvalIndex((benchmark.prompt(item) for item in benchmark.load("test")), config or DecontaminationConfig())
+
+
+def dev_index(benchmark: Benchmark, config: DecontaminationConfig | None = None) -> EvalIndex | None:
+    """An index over the target's dev prompts, or None without a dev split: a training row that
+    repeats one is quarantined (`dev_item`), so what iterations are chosen on is never trained on."""
+    if not benchmark.dev_source:
+        return None
+    return EvalIndex((benchmark.prompt(item) for item in benchmark.load("dev")), config or DecontaminationConfig())
 
 
 def resolve_sources(names: tuple[str, ...], sources: tuple[DataSource, ...]) -> list[DataSource]:
@@ -161,6 +170,42 @@ def _over_length(
     return fits, over
 
 
+@dataclass
+class _Read:
+    """A source's rows read once, whatever the method: its mapping, the examples, the rows that did
+    not fit, and which prompts the test gate and the dev hold-out flag (the costly part)."""
+
+    mapping: ColumnMapping
+    examples: list[tuple[str, Example, dict[str, Any]]]
+    unmappable: list[Quarantined]
+    contaminated: set[int]
+    dev_items: set[int]
+    report: ContaminationReport
+
+
+def _read(
+    source: DataSource, rows: list[dict[str, Any]], where: list[str], gate: EvalIndex, dev: EvalIndex | None,
+    benchmark: Benchmark,
+) -> _Read:  # fmt: skip
+    """`CorruptDatasetError` when no column mapping fits the dataset."""
+    mapping = source.mapping or infer_mapping(rows[0] if rows else (), rows[:3])
+    examples: list[tuple[str, Example, dict[str, Any]]] = []
+    unmappable: list[Quarantined] = []
+    for w, row in zip(where, rows, strict=True):
+        try:
+            examples.append((w, _with_reference(to_example(row, w, mapping), benchmark), row))
+        except UnsupportedRowError as error:  # tool use, images: quarantined with the reason, never mangled
+            unmappable.append(Quarantined(w, error.reason, row, str(error)))
+        except CorruptDatasetError as error:  # a row that does not fit its dataset's layout
+            unmappable.append(Quarantined(w, "unmappable", row, str(error)))
+    contaminated = {id(ex) for _, ex, _ in examples if gate.is_contaminated(ex.prompt_text)}
+    dev_items = set() if dev is None else {id(ex) for _, ex, _ in examples if dev.is_contaminated(ex.prompt_text)}
+    report = ContaminationReport.judge(
+        source.id, len(examples), [ex.prompt_text for _, ex, _ in examples if id(ex) in contaminated], gate.config
+    )
+    return _Read(mapping, examples, unmappable, contaminated, dev_items, report)
+
+
 def _check(
     source: DataSource,
     rows: list[dict[str, Any]],
@@ -172,17 +217,20 @@ def _check(
     benchmark: Benchmark,
     reward_funcs: tuple[str, ...] = DEFAULT_REWARDS,
     tokens: TokenBudget | None = None,
+    dev: EvalIndex | None = None,
+    read: _Read | None = None,
 ) -> SourceCheck:
+    """One source vetted for one method; `read` reuses what an earlier method's check read."""
     record = DatasetSource(name=source.id, path=path, rows_used=0, sha256=sha256)
     where = [f"{path}:{n}" for n in range(1, len(rows) + 1)]
     try:
-        mapping = source.mapping or infer_mapping(rows[0] if rows else (), rows[:3])
+        read = read or _read(source, rows, where, gate, dev, benchmark)
     except CorruptDatasetError as error:
         quarantined = [Quarantined(w, "unmappable", row) for w, row in zip(where, rows, strict=True)]
         check = DatasetCheck(name=source.id, format="unknown", rows_in=len(rows), rows_kept=0, blocked=True,
                              rejected={"unmappable": len(rows)}, note=f"{error}: give a column mapping")  # fmt: skip
         return SourceCheck(record, check, [], quarantined)
-    fmt = mapping.format()
+    fmt = read.mapping.format()
     if not usable_for(fmt, method):
         note = f"{fmt} rows cannot train {method}: dataset skipped"
         quarantined = [Quarantined(w, "unusable_format", row) for w, row in zip(where, rows, strict=True)]
@@ -190,48 +238,38 @@ def _check(
                              rejected={"unusable_format": len(rows)})  # fmt: skip
         return SourceCheck(record, check, [], quarantined)
 
-    examples: list[tuple[str, Example, dict[str, Any]]] = []
-    unmappable: list[Quarantined] = []
-    for w, row in zip(where, rows, strict=True):
-        try:
-            examples.append((w, _with_reference(to_example(row, w, mapping), benchmark), row))
-        except UnsupportedRowError as error:  # tool use, images: quarantined with the reason, never mangled
-            unmappable.append(Quarantined(w, error.reason, row, str(error)))
-        except CorruptDatasetError as error:  # a row that does not fit its dataset's layout
-            unmappable.append(Quarantined(w, "unmappable", row, str(error)))
-    contaminated = {id(ex) for _, ex, _ in examples if gate.is_contaminated(ex.prompt_text)}
-    report = ContaminationReport.judge(
-        source.id, len(examples), [ex.prompt_text for _, ex, _ in examples if id(ex) in contaminated], gate.config
-    )
     kept: list[Example] = []
-    if report.blocked:
-        quarantined = [Quarantined(w, "dataset_contaminated", row) for w, _, row in examples]
+    done = read  # narrowed for the closure below
+    if done.report.blocked:
+        quarantined = [Quarantined(w, "dataset_contaminated", row) for w, _, row in done.examples]
     else:
         reference = _reference_check(method, reward_funcs, benchmark)
 
         def skip(ex: Example) -> str | None:
-            if id(ex) in contaminated:
+            if id(ex) in done.contaminated:
                 return "test_overlap"
+            if id(ex) in done.dev_items:
+                return "dev_item"  # the split iterations are chosen on is never trained on
             if method == "sft" and ex.completion is None:
                 return "no_completion"  # a row of an answered layout that lacks its answer
             return reference(ex)
 
-        result = check_rows(examples, quality, answer_check_for(benchmark.name), skip=skip)
-        raw_of = {id(ex): raw for _, ex, raw in examples}
+        result = check_rows(done.examples, quality, answer_check_for(benchmark.name), skip=skip)
+        raw_of = {id(ex): raw for _, ex, raw in done.examples}
         fits, too_long = _over_length([(w, ex, raw_of[id(ex)]) for w, ex in result.kept], method, tokens)
         kept, quarantined = [ex for _, ex, _ in fits], result.quarantined + too_long
-    quarantined = unmappable + quarantined
+    quarantined = done.unmappable + quarantined
     check = DatasetCheck(
         name=source.id,
         format=fmt,
-        mapping=mapping.describe(),
+        mapping=done.mapping.describe(),
         rows_in=len(rows),
         rows_kept=len(kept),
         rejected=dict(Counter(q.reason for q in quarantined)),
-        contaminated_rows=report.contaminated_rows,
-        contamination_ratio=report.ratio,
-        blocked=report.blocked,
-        note=report.reason,
+        contaminated_rows=done.report.contaminated_rows,
+        contamination_ratio=done.report.ratio,
+        blocked=done.report.blocked,
+        note=done.report.reason,
     )
     return SourceCheck(record, check, kept, quarantined)
 
@@ -248,16 +286,22 @@ def screen_sources(
     """source id → method → the gate's and quality checks' verdict, reading each source once and
     writing nothing but the Hub rows cache.  For GRPO (with rewards that judge an answer) a source
     whose rows carry no readable reference answer keeps no rows."""
-    gate = eval_index(benchmark, decontamination)
+    gate, held_out = eval_index(benchmark, decontamination), dev_index(benchmark, decontamination)
     verdicts: dict[str, dict[str, DatasetCheck]] = {}
     for source in sources:
         rows, path, sha256 = source_rows(source, benchmark, paths)
+        where = [f"{path}:{n}" for n in range(1, len(rows) + 1)]
+        try:
+            read: _Read | None = _read(source, rows, where, gate, held_out, benchmark)  # once for every method
+        except CorruptDatasetError:
+            read = None  # each method's check says unmappable
         verdicts[source.id] = {
             method: _check(
-                source, rows, path, sha256, method, gate, quality or QualityConfig(), benchmark, reward_funcs
+                source, rows, path, sha256, method, gate, quality or QualityConfig(), benchmark, reward_funcs,
+                dev=held_out, read=read,
             ).check
             for method in methods
-        }
+        }  # fmt: skip
     return verdicts
 
 
@@ -294,13 +338,15 @@ def prepare_training_data(
         raise ValueError(f"method: unknown method {method!r}; known: {', '.join(METHOD_FORMATS)}")
     if weights and len(weights) != len(sources):
         raise ValueError(f"dataset_weights: {len(weights)} weights for {len(sources)} datasets")
-    gate = eval_index(benchmark, decontamination)
+    gate, held_out = eval_index(benchmark, decontamination), dev_index(benchmark, decontamination)
     tokens = (model, max_length) if model and max_length else None
     checked = []
     for source in sources:
         rows, where, sha256 = source_rows(source, benchmark, paths)
         config = quality or QualityConfig()
-        checked.append(_check(source, rows, where, sha256, method, gate, config, benchmark, reward_funcs, tokens))
+        checked.append(
+            _check(source, rows, where, sha256, method, gate, config, benchmark, reward_funcs, tokens, held_out)
+        )
 
     rng = random.Random(seed)
     weights = weights or (1.0,) * len(sources)

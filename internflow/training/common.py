@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 from transformers import TrainerCallback
 
 from internflow.disk import free_bytes, gib, is_disk_full
-from internflow.schemas import IterationParams, LossPoint, TrainFailure, TrainRequest, TrainResult
+from internflow.schemas import LossPoint, TrainFailure, TrainRequest, TrainResult
 from internflow.training import FAILURE_FILE, RESULT_FILE, RESULT_MARKER, finished_result, get_method
 from internflow.training.data_check import check_training_data
+from internflow.training.device import DeviceFacts, device_arguments
 from internflow.training.oom import OutOfMemoryFailure, train_with_backoff
 
 if TYPE_CHECKING:
@@ -112,38 +113,31 @@ class SaveEveryMinutes(TrainerCallback):
         self._last = time.monotonic()
 
 
-def base_arguments(request: TrainRequest) -> dict[str, Any]:
-    """TrainingArguments every method shares, from the iteration's parameters."""
-    import torch
-
+def base_arguments(request: TrainRequest, device: DeviceFacts | None = None) -> dict[str, Any]:
+    """TrainingArguments every method shares, from the iteration's parameters and the device
+    (probed when not given): `internflow.training.device` says what differs on a GPU."""
     params = request.params
-    on_cpu = not torch.cuda.is_available()
     return {
         "output_dir": request.checkpoint_dir,
         "run_name": request.run_name,
         "project": request.trackio_project,
         "report_to": "none",  # trackio through `TrackioSteps`, which survives a resume
         "max_steps": params.max_steps,
-        "per_device_train_batch_size": params.per_device_train_batch_size,
-        "gradient_accumulation_steps": params.gradient_accumulation_steps,
         "learning_rate": params.learning_rate,
         "lr_scheduler_type": params.lr_scheduler_type,
         "warmup_steps": params.warmup_steps,
         "seed": params.seed,
-        "logging_steps": 1,
         "save_strategy": "steps",
         # A checkpoint every fifth of the run: a crash loses at most that much.
         "save_steps": max(10, params.max_steps // 5),
         "save_total_limit": 1,
-        "use_cpu": on_cpu,
-        "bf16": not on_cpu and torch.cuda.is_bf16_supported(),
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
         "use_lora": params.use_lora,
         "lora_r": params.lora_r,
         "lora_alpha": params.lora_alpha,
         "min_per_device_train_batch_size": params.min_per_device_train_batch_size,
-    }
+    } | device_arguments(params, device or DeviceFacts.probe())
 
 
 def lora_config(config: RecipeFields) -> LoraConfig | None:
@@ -239,24 +233,33 @@ def run_training(request: TrainRequest) -> TrainResult:
     callbacks = [tracker, SaveEveryMinutes(checkpoint_minutes())]
     resumed_from = last_checkpoint(output_dir)  # a crashed earlier run of this same request
 
-    def build_trainer(batch_size: int, accumulation: int) -> Trainer:
+    def build_trainer(
+        batch_size: int, accumulation: int, gradient_checkpointing: bool = arguments["gradient_checkpointing"]
+    ) -> Trainer:
+        """A fresh trainer around a freshly loaded model: nothing of an attempt that ran out of memory."""
         config = method.make_config(
             request,
-            arguments | {"per_device_train_batch_size": batch_size, "gradient_accumulation_steps": accumulation},
+            arguments
+            | {
+                "per_device_train_batch_size": batch_size,
+                "gradient_accumulation_steps": accumulation,
+                "gradient_checkpointing": gradient_checkpointing,
+            },
         )
         model, tokenizer = load_model_and_tokenizer(request.init_model)
         return method.make_trainer(model, tokenizer, dataset, config, request, callbacks)
 
     if resumed_from is not None and _checkpoint_step(resumed_from) >= params.max_steps:
         # Killed after its last step (e.g. while saving the model): resuming would train past max_steps.
-        trainer, batch_size, accumulation = _finished_checkpoint(resumed_from, build_trainer, params, tracker)
+        trainer, batch_size, accumulation = _finished_checkpoint(resumed_from, build_trainer, arguments, tracker)
     else:
         trainer, batch_size, accumulation = train_with_backoff(
             build_trainer,
-            batch_size=params.per_device_train_batch_size,
-            accumulation=params.gradient_accumulation_steps,
+            batch_size=arguments["per_device_train_batch_size"],
+            accumulation=arguments["gradient_accumulation_steps"],
             floor=params.min_per_device_train_batch_size,
             checkpoint=lambda: last_checkpoint(output_dir),
+            gradient_checkpointing=arguments["gradient_checkpointing"],
         )
 
     model_path, adapter_path = _save(trainer, Path(request.model_dir), merge_lora=params.use_lora)
@@ -282,7 +285,7 @@ def run_training(request: TrainRequest) -> TrainResult:
 
 
 def _finished_checkpoint(
-    checkpoint: str, build_trainer: Callable[[int, int], Trainer], params: IterationParams, tracker: TrackioSteps
+    checkpoint: str, build_trainer: Callable[[int, int], Trainer], arguments: dict[str, Any], tracker: TrackioSteps
 ) -> tuple[Trainer, int, int]:
     """A trainer holding the weights and state of a checkpoint taken at the last step, without a
     step more; trackio gets any of its steps a kill kept from being logged."""
@@ -290,8 +293,8 @@ def _finished_checkpoint(
 
     state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
     # The batch the run ended with (OOM back-off may have halved it), the effective batch unchanged.
-    batch_size = state.train_batch_size or params.per_device_train_batch_size
-    effective = params.per_device_train_batch_size * params.gradient_accumulation_steps
+    batch_size = state.train_batch_size or arguments["per_device_train_batch_size"]
+    effective = arguments["per_device_train_batch_size"] * arguments["gradient_accumulation_steps"]
     accumulation = max(1, effective // batch_size)
     trainer = build_trainer(batch_size, accumulation)
     # The loader train(resume_from_checkpoint=...) itself uses: full weights, or a LoRA adapter.

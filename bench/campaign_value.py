@@ -1,0 +1,187 @@
+"""Campaign value on tasks nobody tuned for: one default TRL SFT run vs an internflow campaign with the
+same wall-clock budget, scored on the same held-out test split.
+
+    .venv/bin/python bench/campaign_value.py [--tasks 3] [--seed N] [--budget-minutes 10]
+
+Draws `--tasks` tasks at random (the seed is printed; pass it back to repeat a draw) from
+reasoning-gym's task list, leaving out every task this repository uses anywhere (chain_sum,
+family_relationships, gsm_symbolic) and those no small model can answer in a few tokens (questions
+over 600 characters or answers over 24, by a 20-item sample).  For each task it writes a task spec
+with disjoint train (2,000), dev (200) and test (200) splits, then, side by side:
+
+- single: TRL's `SFTTrainer` with TRL's defaults on the train split (conversational prompt/completion
+  rows, the embedded SmolLM2), as many steps as fit in the budget, then scored on the test split;
+- campaign: `internflow run` on the task spec with the same budget (product defaults otherwise),
+  choosing on dev and scoring the test split once at the end.
+
+Both arms are scored by the same evaluator (internflow's, vLLM-served).  It prints per task the
+base, single and campaign test accuracy and the campaign's remaining error over the single run's,
+(1 - campaign) / (1 - single); last, `campaign_remaining_error_ratio: <median over tasks>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+USED_HERE = {"chain_sum", "family_relationships", "gsm_symbolic", "composite"}
+SPLITS = {"train": 2000, "dev": 200, "test": 200}
+
+
+def eligible_tasks() -> list[str]:
+    """reasoning-gym tasks a 135M model can answer in a few tokens, none this repository uses."""
+    import reasoning_gym
+    from reasoning_gym.factory import DATASETS
+
+    names = []
+    for name in sorted(set(DATASETS) - USED_HERE):
+        try:
+            sample = [reasoning_gym.create_dataset(name, size=20, seed=1)[i] for i in range(20)]
+        except Exception:  # a generator that needs extra configuration or data: not drawable here
+            continue
+        questions = sorted(len(entry["question"]) for entry in sample)
+        if questions[len(questions) // 2] <= 600 and max(len(str(entry["answer"])) for entry in sample) <= 24:
+            names.append(name)
+    return names
+
+
+def write_task(name: str, folder: Path, seed: int) -> Path:
+    """Disjoint train/dev/test JSONL files and a task spec judged numerically or by exact text."""
+    import reasoning_gym
+
+    from internflow.benchmarks.answers import read_number
+
+    total = sum(SPLITS.values())
+    dataset = reasoning_gym.create_dataset(name, size=total * 2, seed=seed)
+    rows, seen = [], set()
+    for index in range(len(dataset)):
+        entry = dataset[index]
+        if entry["question"] not in seen:
+            seen.add(entry["question"])
+            rows.append({"question": entry["question"], "answer": str(entry["answer"])})
+        if len(rows) == total:
+            break
+    random.Random(seed).shuffle(rows)
+    start = 0
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, size in SPLITS.items():
+        part = rows[start : start + size]
+        start += size
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
+    numeric = all(read_number(r["answer"]) is not None for r in rows)
+    spec = folder / f"{name}.yaml"
+    spec.write_text(
+        f"name: {name.replace('_', '-')}\ndata: test.jsonl\ntrain_data: train.jsonl\ndev_data: dev.jsonl\n"
+        "prompt_template: '{question}'\nanswer_field: answer\n"
+        + ("extraction: number\nmetric: numeric\n" if numeric else "extraction: text\nmetric: exact\n")
+        + f"max_new_tokens: 32\ndescription: reasoning-gym {name}\n"
+    )
+    return spec
+
+
+def single_run(spec: Path, model: str, budget_s: float, out: Path) -> Path:
+    """TRL's SFTTrainer with TRL's defaults on the train split, stopped when the budget is spent."""
+    import yaml
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    template = yaml.safe_load(spec.read_text())["prompt_template"]
+    rows = [json.loads(line) for line in (spec.parent / "train.jsonl").read_text().splitlines()]
+    data = Dataset.from_list(
+        [
+            {"prompt": [{"role": "user", "content": template.format(**r)}],
+             "completion": [{"role": "assistant", "content": r["answer"]}]}
+            for r in rows
+        ]
+    )  # fmt: skip
+    deadline = time.monotonic() + budget_s
+
+    class Deadline(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            control.should_training_stop = time.monotonic() >= deadline
+
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(model),
+        args=SFTConfig(output_dir=str(out / "checkpoints"), report_to="none", save_strategy="no", use_cpu=True),
+        train_dataset=data,
+        processing_class=AutoTokenizer.from_pretrained(model),
+        callbacks=[Deadline()],
+    )
+    trainer.train()
+    trainer.save_model(str(out / "model"))
+    print(f"  single: {trainer.state.global_step} steps in {budget_s / 60:.1f} min", flush=True)
+    return out / "model"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"PYTHONPATH": str(ROOT), "INTERNFLOW_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "internflow.cli", *args], capture_output=True, text=True, env=env)
+
+
+def test_accuracy(model: str, spec: Path, workspace: Path) -> float:
+    done = _cli("evaluate", "--model", model, "--benchmark", str(spec), "--split", "test", "-w", str(workspace))
+    found = re.search(r"\(test\): ([\d.]+)%", done.stdout)
+    if done.returncode != 0 or not found:
+        raise RuntimeError(f"evaluate failed: {done.stderr[-2000:]}")
+    return float(found.group(1)) / 100
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=None, help="which tasks are drawn (default: a fresh one)")
+    parser.add_argument("--budget-minutes", type=float, default=10.0)
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--workspace", default=None)
+    args = parser.parse_args()
+
+    from internflow.models import resolve_model
+
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10_000)
+    pool = eligible_tasks()
+    tasks = random.Random(seed).sample(pool, args.tasks)
+    print(f"seed {seed}: {args.tasks} of {len(pool)} eligible tasks: {', '.join(tasks)}", flush=True)
+    model = resolve_model(args.model)
+    root = Path(args.workspace or tempfile.mkdtemp(prefix="internflow-bench-value-"))
+    budget_s = args.budget_minutes * 60
+    ratios = []
+    for name in tasks:
+        folder = root / name
+        spec = write_task(name, folder / "task", seed)
+        base = test_accuracy(model, spec, folder / "eval")
+        single = test_accuracy(str(single_run(spec, model, budget_s, folder / "single")), spec, folder / "eval")
+        started = time.monotonic()
+        run = _cli("run", "--model", args.model, "--benchmark", str(spec), "--time-budget", str(args.budget_minutes),
+                   "--max-iterations", "1000", "--workspace", str(folder / "campaign"))  # fmt: skip
+        if run.returncode != 0:
+            raise RuntimeError(f"campaign on {name} failed: {run.stderr[-2000:]}")
+        report = json.loads((folder / "campaign" / "report.json").read_text())
+        chosen = report["test_best"] or report["test_baseline"]
+        campaign = chosen["accuracy"]
+        ratio = (1 - campaign) / (1 - single) if single < 1 else (0.0 if campaign == 1 else float("inf"))
+        ratios.append(ratio)
+        print(
+            f"{name}: base {base:.1%}, single {single:.1%}, campaign {campaign:.1%} "
+            f"({len(report['iterations'])} iterations, {(time.monotonic() - started) / 60:.1f} min, stop: "
+            f"{report['stop_reason']}); remaining error campaign/single {ratio:.2f}",
+            flush=True,
+        )
+    print(f"campaign_remaining_error_ratio: {statistics.median(ratios):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
