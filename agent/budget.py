@@ -35,9 +35,17 @@ METHOD_STEP_COST = {
 }
 
 
+# One answer sampled for self-distillation, relative to an SFT step on one example: a short
+# generation on the eval server (a rough prior, so that a distilling iteration is estimated longer
+# than the same run without it).
+DISTILL_SAMPLE_COST = 0.1
+
+
 def _work(params: IterationParams) -> float:
-    examples = params.max_steps * params.per_device_train_batch_size * params.gradient_accumulation_steps
-    return examples * METHOD_STEP_COST[params.method](params)
+    steps, _ = params.trained_steps()
+    examples = steps * params.per_device_train_batch_size * params.gradient_accumulation_steps
+    samples = min(params.self_distill_prompts, params.max_train_samples) * params.self_distill_k
+    return examples * METHOD_STEP_COST[params.method](params) + samples * DISTILL_SAMPLE_COST
 
 
 def estimate_iteration_seconds(next_params: IterationParams, history: list[IterationResult]) -> float | None:

@@ -6,7 +6,8 @@ and reviews each proposal before it runs.  Detections:
 - repeat: the proposal's canonical signature was already run;
 - cycle: the signatures, with the proposal appended, end in a loop of length 2-5;
 - stall: N iterations since the last improvement (or the last forced change), and the proposal
-  stays in a direction already tried in that stretch;
+  stays in a direction already tried in that stretch (promoting one of its screens to a full run
+  is exempt);
 - recurring failure: one failure class seen again and again recently, and the proposal is in the
   direction those failures came from.
 
@@ -51,16 +52,38 @@ def lr_region(learning_rate: float) -> str:
     return f"1e{round(math.log10(learning_rate))}"
 
 
+# Fields the signature writes in its own short form; every other field (but the seed) is appended
+# as name=value when it differs from its default, so a new IterationParams field needs no edit here.
+_SHORT_FORM = frozenset(
+    {"method", "init_from", "datasets", "dataset_weights", "max_train_samples", "learning_rate", "max_steps",
+     "per_device_train_batch_size", "gradient_accumulation_steps", "warmup_steps", "lr_scheduler_type",
+     "use_lora", "lora_r", "lora_alpha", "max_length", "eval_fraction", "seed"}
+)  # fmt: skip
+
+
+def _short(value: object) -> str:
+    if isinstance(value, tuple | list):
+        return "+".join(map(_short, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def signature(params: IterationParams) -> str:
     """Canonical, readable identity of a proposal: the seed and unused LoRA settings are dropped,
-    datasets sorted, the learning rate kept to two significant digits; a screen (scored on part of
-    the eval subset) differs from the whole-subset run that promotes it."""
+    datasets sorted (with their mixing weights), the learning rate kept to two significant digits;
+    a screen (trained or scored on a fraction) differs from the full run that promotes it."""
     lora = f"lora{params.lora_r}/{params.lora_alpha}" if params.use_lora else "full"
+    mix = dict(zip(params.datasets, params.dataset_weights or (1.0,) * len(params.datasets), strict=True))
+    data = "+".join(f"{name}:{mix[name]:g}" if params.dataset_weights else name for name in sorted(params.datasets))
+    others = tuple(
+        f"{name}={_short(getattr(params, name))}"
+        for name, field in IterationParams.model_fields.items()
+        if name not in _SHORT_FORM and getattr(params, name) != field.default
+    )
     return "|".join(
         (
             params.method,
             f"init={params.init_from}",
-            "+".join(sorted(params.datasets)),
+            data,
             f"n={params.max_train_samples}",
             f"lr={params.learning_rate:.1e}",
             f"steps={params.max_steps}",
@@ -71,12 +94,15 @@ def signature(params: IterationParams) -> str:
             f"len={params.max_length}",
         )
         + ((f"eval={params.eval_fraction:g}",) if params.eval_fraction < 1 else ())
+        + others
     )
 
 
 def direction(params: IterationParams) -> str:
-    """The coarse region a proposal explores: method, data, learning-rate decade, LoRA or not."""
-    return f"{params.method}|{'+'.join(sorted(params.datasets))}|lr~{lr_region(params.learning_rate)}|" + (
+    """The coarse region a proposal explores: method (self-distilled or not), data, learning-rate
+    decade, LoRA or not."""
+    method = f"{params.method}+distill" if params.self_distill_k else params.method
+    return f"{method}|{'+'.join(sorted(params.datasets))}|lr~{lr_region(params.learning_rate)}|" + (
         "lora" if params.use_lora else "full"
     )
 
@@ -224,6 +250,9 @@ class DoomLoopGuard:
 
     def _stall(self, params: IterationParams, records: list[IterationRecord], baseline: float) -> list[Detection]:
         stretch = self._since_last_change(records, baseline)
+        # Promoting a screen of this stretch to its full run is the screen's verdict, not a circle.
+        if any(r.params.screened and signature(r.params.in_full()) == signature(params) for r in stretch):
+            return []
         if len(stretch) < self.config.stall_patience:
             return []
         stalled = {direction(r.params) for r in stretch}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import typing
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from functools import cache
@@ -20,10 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from agent.guard import allowed_methods, signature
+from agent.moves import MOVES
 from agent.planner import Planner, PlannerState, load_recipe
+from agent.search_policy import SearchPolicy
+from agent.search_space import PlannerOutput, PlannerOutputError, SearchSpace
 from internflow.schemas import IterationParams, Proposal
 
 if TYPE_CHECKING:
@@ -47,110 +48,6 @@ PROMPTS = Path(__file__).parent / "prompts" / "planner.yaml"
 @cache
 def prompts() -> dict[str, str]:
     return dict(yaml.safe_load(PROMPTS.read_text()))
-
-
-class PlannerOutputError(ValueError):
-    """The model's answer is not a usable proposal; the message says why (fed back for repair)."""
-
-
-class PlannerOutput(BaseModel):
-    """What an LLM may set: a subset of IterationParams plus its reasons.  Nothing else passes."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    method: str | None = None
-    init_from: typing.Literal["base", "best"] | None = None
-    datasets: list[str] | None = None
-    max_train_samples: int | None = None
-    learning_rate: float | None = None
-    max_steps: int | None = None
-    per_device_train_batch_size: int | None = None
-    gradient_accumulation_steps: int | None = None
-    warmup_steps: int | None = None
-    lr_scheduler_type: typing.Literal["cosine", "linear", "constant_with_warmup"] | None = None
-    use_lora: bool | None = None
-    lora_r: int | None = None
-    lora_alpha: int | None = None
-    max_length: int | None = None
-    eval_fraction: float | None = None
-    rationale: str = Field(min_length=1)
-    evidence: list[str] = Field(default_factory=list)
-
-
-class SearchSpace(BaseModel):
-    """The bounded region the planner may propose in (ranges inclusive)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    methods: tuple[str, ...] = Field(default_factory=allowed_methods)
-    datasets: tuple[str, ...]
-    datasets_by_method: dict[str, tuple[str, ...]] = {}  # empty: every dataset for every method
-    bounds: dict[str, tuple[float, float]] = {
-        "learning_rate": (1e-6, 1e-3),
-        "max_steps": (5, 2000),
-        "max_train_samples": (16, 50_000),
-        "per_device_train_batch_size": (1, 64),
-        "gradient_accumulation_steps": (1, 16),
-        "warmup_steps": (0, 200),
-        "lora_r": (4, 128),
-        "lora_alpha": (4, 256),
-        "max_length": (64, 1024),
-        "eval_fraction": (0.25, 1.0),
-    }
-
-    @classmethod
-    def for_state(cls, state: PlannerState) -> SearchSpace:
-        return cls(datasets=state.datasets, datasets_by_method=state.datasets_by_method)
-
-    def datasets_for(self, method: str) -> tuple[str, ...]:
-        return self.datasets_by_method.get(method, ()) if self.datasets_by_method else self.datasets
-
-    def describe(self) -> str:
-        per_method = "; ".join(f"{m}: {list(self.datasets_for(m))}" for m in self.methods)
-        lines = [
-            f"- method: one of {list(self.methods)}",
-            '- init_from: "base" (the base model) or "best" (continue training the best iteration\'s model)',
-            f"- datasets: a non-empty list, mixed, of datasets that can train the method ({per_method})",
-            '- lr_scheduler_type: "cosine", "linear" or "constant_with_warmup"; use_lora: true/false',
-            "- eval_fraction: share of the eval subset to score on; below 1 is a cheaper, noisier screen "
-            "(compared with the baseline on the same items) that cannot become the best until re-run at 1",
-        ]
-        lines += [f"- {name}: {low:g} to {high:g}" for name, (low, high) in self.bounds.items()]
-        return "\n".join(lines)
-
-    def contains(self, params: IterationParams) -> bool:
-        values = params.model_dump()
-        return (
-            params.method in self.methods
-            and all(d in self.datasets_for(params.method) for d in params.datasets)
-            and all(low <= values[name] <= high for name, (low, high) in self.bounds.items())
-        )
-
-    def apply(self, anchor: IterationParams, output: PlannerOutput) -> IterationParams:
-        """The anchor with the output's fields set, checked against these bounds and the schema."""
-        changes = output.model_dump(exclude_none=True, exclude={"rationale", "evidence"})
-        problems = []
-        if "method" in changes and changes["method"] not in self.methods:
-            problems.append(f"method: {changes['method']!r} is not one of {list(self.methods)}")
-        if "datasets" in changes:
-            unknown = [d for d in changes["datasets"] if d not in self.datasets]
-            if unknown or not changes["datasets"]:
-                problems.append(f"datasets: {unknown or 'empty'} not in the catalog {list(self.datasets)}")
-            changes["datasets"] = tuple(changes["datasets"])
-        for name, (low, high) in self.bounds.items():
-            if name in changes and not low <= changes[name] <= high:
-                problems.append(f"{name}: {changes[name]} is outside {low:g}..{high:g}")
-        if problems:
-            raise PlannerOutputError("; ".join(problems))
-        try:
-            params = IterationParams.model_validate(anchor.model_dump() | changes)
-        except ValidationError as error:
-            raise PlannerOutputError(str(error)) from error
-        unfit = [d for d in params.datasets if d not in self.datasets_for(params.method)]
-        if unfit:
-            usable = list(self.datasets_for(params.method))
-            raise PlannerOutputError(f"datasets: {unfit} cannot train {params.method}; use some of {usable}")
-        return params
 
 
 def parse_output(answer: object) -> PlannerOutput:
@@ -195,9 +92,21 @@ def _task_text(state: PlannerState, space: SearchSpace, final_instruction: str) 
         digest=state.digest or "(no iterations yet)",
         anchor=json.dumps(anchor),
         space=space.describe(),
+        moves="\n".join(f"- {name}" for name, _ in MOVES),
+        budget=_budget_text(state),
         feedback=feedback,
         final_instruction=final_instruction,
     )
+
+
+def _budget_text(state: PlannerState) -> str:
+    """What is left of the campaign's budget: iterations, and minutes once an iteration has ended."""
+    done = len(state.history) + len(state.failures)
+    ends = [r.finished_s for r in state.history if r.finished_s is not None]
+    ends += [f.finished_s for f in state.failures if f.finished_s is not None]
+    total = state.config.time_budget_minutes
+    minutes = f", about {total - max(ends) / 60:.1f} of {total:g} minutes" if ends else f", {total:g} minutes"
+    return f"{state.config.max_iterations - done} of {state.config.max_iterations} iterations{minutes}"
 
 
 class LLMPlanner:
@@ -214,8 +123,6 @@ class LLMPlanner:
         fallback: Planner | None = None,
         max_agent_steps: int = 4,
     ) -> None:
-        from agent.search_policy import SearchPolicy
-
         self._model, self.name = model, name
         self.mcp_tools = mcp_tools or (lambda: nullcontext([]))
         self.fallback = fallback or SearchPolicy()
@@ -238,6 +145,11 @@ class LLMPlanner:
         return fallback.model_copy(
             update={"rationale": f"{fallback.rationale} [fallback: {reason}]", "source": "search (fallback)"}
         )
+
+    def stop_reason(self, state: PlannerState) -> str:
+        """Only the fallback ever has nothing to propose (a failed model hands over to it): its reason."""
+        explain = getattr(self.fallback, "stop_reason", None)
+        return str(explain(state)) if explain else "the fallback planner had nothing to propose"
 
     def _ask(self, state: PlannerState, extra_tools: list[Tool], errors: list[str]) -> Proposal | None:
         from smolagents import Model, ToolCallingAgent
@@ -275,22 +187,18 @@ class BundledPlanner:
         self.scorer, self.name = scorer, name
 
     def candidates(self, state: PlannerState) -> list[Proposal]:
-        """Every untried single move the search policy knows around the anchor, inside the search space."""
-        from agent.search_policy import MOVES, _within_bounds
+        """The search policy's candidates for this step (the same moves, screens and promotions, in
+        the same search space and budget), with what each changes from the anchor."""
+        anchor = anchor_params(state)
+        return [
+            option.model_copy(update={"rationale": f"{option.rationale} ({_changes(anchor, option.params)})"})
+            if state.history or state.failures
+            else option
+            for option in SearchPolicy().candidates(state)
+        ]
 
-        tried = {signature(r.params) for r in state.history} | {signature(f.params) for f in state.failures}
-        tried |= set(state.rejected)
-        if not state.history and not state.failures:
-            params = load_recipe(state.config.model, state.config.recipe, state.default_datasets)
-            return [Proposal(params=params, rationale=f"start from recipe {state.config.recipe!r}")]
-        anchor, space = anchor_params(state), SearchSpace.for_state(state)
-        found: dict[str, Proposal] = {}
-        for name, move in MOVES:
-            candidate = _within_bounds(move(anchor, state))
-            if candidate is not None and signature(candidate) not in tried and space.contains(candidate):
-                changed = _changes(anchor, candidate)
-                found.setdefault(signature(candidate), Proposal(params=candidate, rationale=f"{name} ({changed})"))
-        return list(found.values())
+    def stop_reason(self, state: PlannerState) -> str:
+        return SearchPolicy().stop_reason(state)
 
     def propose(self, state: PlannerState) -> Proposal | None:
         options = self.candidates(state)

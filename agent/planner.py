@@ -79,6 +79,9 @@ class PlannerState(BaseModel):
 
 
 class Planner(Protocol):
+    """Proposes the next iteration, or None when nothing is left; a planner may also say why with
+    `stop_reason(state) -> str` (the campaign's stop reason then names it)."""
+
     def propose(self, state: PlannerState) -> Proposal | None: ...
 
 

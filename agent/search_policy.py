@@ -1,32 +1,52 @@
-"""The deterministic planner: a hill-climbing search around the best iteration so far.
+"""The deterministic planner: multi-fidelity hill climbing around the best iterations so far.
 
-It starts from the campaign's recipe, reacts to the last diagnosis (diverged → lower the
-learning rate, barely learned → raise it), and otherwise tries an ordered list of single moves
-on the best parameters — first continuing to train the best model, since on a small compute
-budget more steps on what already works is the surest gain — never proposing a parameter set it
-has already run.  It is also the
-fallback whenever an LLM planner fails.
+1. The first iteration is the campaign's recipe, run in full.
+2. Then the last diagnosis' worst finding is answered first (diverged → lower the learning rate,
+   barely learned → raise it, out of memory → LoRA...).
+3. Otherwise it tries single moves (`agent/moves.py`, in order of expected value on a small
+   budget: first continuing to train the best model and self-distilling from it) around the best
+   iteration, then around every other iteration that beat the baseline, never proposing a
+   parameter set it has already run.
+4. Multi-fidelity: while the budget has room for a round, each move is first *screened* — trained
+   for `SCREEN_TRAIN` of its steps and scored on `SCREEN_EVAL` of the eval subset — and after
+   `SCREEN_WIDTH` screens (or when the budget has room for only one more run) the best screen of
+   the round is *promoted*: run in full, where it can become the best.  This is one rung of
+   successive halving (Jamieson & Talwalkar, arXiv 1502.07943; Hyperband, arXiv 1603.06560).
+5. A proposal that would overrun the time left is shortened (down to a quarter of its steps)
+   rather than dropped, so the campaign does not stop while a run still fits.
+6. It returns None only when every move around every iteration that beat the baseline has run or
+   cannot fit; `stop_reason` says which.
+
+Every candidate lies in the one `SearchSpace` the LLM planners answer in.  It is also the
+fallback whenever an LLM planner fails, and the bundled planner ranks its `candidates`.
 """
 
 from __future__ import annotations
 
-import typing
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from agent.budget import estimate_iteration_seconds
+from agent.guard import signature as guard_signature
+from agent.moves import MOVES, REACTIONS, improved_best
 from agent.planner import PlannerState, load_recipe
-from internflow.schemas import Finding, IterationParams, Proposal
+from agent.search_space import SearchSpace
+from internflow.schemas import Finding, IterationParams, IterationResult, Proposal
 
-__all__ = ["SearchPolicy", "signature"]
+__all__ = ["MOVES", "REACTIONS", "SCREEN_EVAL", "SCREEN_TRAIN", "SCREEN_WIDTH", "SearchPolicy", "signature"]
 
-_METHODS: tuple[str, ...] = typing.get_args(IterationParams.model_fields["method"].annotation)
-
-Move = tuple[str, Callable[[IterationParams, PlannerState], IterationParams | None]]
+SCREEN_TRAIN = 0.25  # share of a move's steps a screen trains
+SCREEN_EVAL = 0.5  # share of the eval subset a screen is scored on
+SCREEN_WIDTH = 3  # screens per round before the best is promoted
+TIME_MARGIN = 0.9  # of the time left a proposal may be estimated to take (planning, estimate error)
+_SEVERITY = ("error", "warning", "info")  # react to the worst problem first
 
 
 def _within_bounds(params: IterationParams | None) -> IterationParams | None:
-    """model_copy() skips validation: re-validate, and drop a move that leaves the search space."""
+    """model_copy() skips validation: re-validate, and drop a move that leaves the schema."""
     if params is None:
         return None
     try:
@@ -40,88 +60,6 @@ def signature(params: IterationParams) -> str:
     return params.model_copy(update={"seed": 0}).model_dump_json()
 
 
-def _scale_lr(factor: float) -> Callable[[IterationParams, PlannerState], IterationParams | None]:
-    return lambda p, _: p.model_copy(update={"learning_rate": min(1e-2, p.learning_rate * factor)})
-
-
-def _add_dataset(p: IterationParams, state: PlannerState) -> IterationParams | None:
-    unused = [d for d in state.datasets_for(p.method) if d not in p.datasets]
-    return p.model_copy(update={"datasets": (*p.datasets, unused[0])}) if unused else None
-
-
-def _swap_dataset(p: IterationParams, state: PlannerState) -> IterationParams | None:
-    unused = [d for d in state.datasets_for(p.method) if d not in p.datasets]
-    return p.model_copy(update={"datasets": (unused[0],)}) if unused else None
-
-
-def _more_steps(p: IterationParams, _: PlannerState) -> IterationParams:
-    return p.model_copy(update={"max_steps": int(p.max_steps * 1.5)})
-
-
-def _toggle_lora(p: IterationParams, _: PlannerState) -> IterationParams:
-    # LoRA wants a larger learning rate than full fine-tuning for the same progress.
-    factor = 5.0 if not p.use_lora else 0.2
-    return p.model_copy(update={"use_lora": not p.use_lora, "learning_rate": min(1e-2, p.learning_rate * factor)})
-
-
-def _continue_best(p: IterationParams, state: PlannerState) -> IterationParams | None:
-    # The campaign only hands over a "best" model once an iteration has beaten the baseline.
-    best = state.best_iteration()
-    if best is None or best.evaluation.accuracy <= state.baseline.accuracy:
-        return None
-    return p.model_copy(update={"init_from": "best"})
-
-
-def _switch_method(p: IterationParams, state: PlannerState) -> IterationParams | None:
-    """The next training method that has data to train on, from its own recipe (a DPO or GRPO
-    learning rate is not an SFT one)."""
-    for method in _METHODS:
-        datasets = state.datasets_for(method)
-        if method != p.method and datasets:
-            recipe = load_recipe(state.config.model, f"{method}/default", datasets[:1])
-            return recipe.model_copy(update={"seed": p.seed})
-    return None
-
-
-MOVES: tuple[Move, ...] = (
-    ("continue training the best model", _continue_best),
-    ("double the learning rate", _scale_lr(2.0)),
-    ("mix in another catalog dataset", _add_dataset),
-    ("train 1.5x longer", _more_steps),
-    ("halve the learning rate", _scale_lr(0.5)),
-    ("switch LoRA on/off", _toggle_lora),
-    ("swap the dataset", _swap_dataset),
-    ("switch the training method", _switch_method),
-)
-
-
-def _fewer_steps(p: IterationParams, _: PlannerState) -> IterationParams:
-    return p.model_copy(update={"max_steps": max(1, p.max_steps // 2)})
-
-
-def _raise_beta(p: IterationParams, _: PlannerState) -> IterationParams:
-    return p.model_copy(update={"beta": min(10.0, p.beta * 2)})
-
-
-def _lora_on(p: IterationParams, state: PlannerState) -> IterationParams | None:
-    return None if p.use_lora else _toggle_lora(p, state)
-
-
-_SEVERITY = ("error", "warning", "info")  # react to the worst problem first
-
-# What the diagnose stage's suggested directions mean as moves on the last iteration's parameters.
-REACTIONS: dict[str, Move] = {
-    "lower_lr": ("lower the learning rate", _scale_lr(1 / 3)),
-    "raise_lr": ("raise the learning rate", _scale_lr(3.0)),
-    "more_steps": ("train 1.5x longer", _more_steps),
-    "fewer_steps": ("train half as long", _fewer_steps),
-    "raise_beta": ("pull harder towards the reference model", _raise_beta),
-    "use_lora": ("train a LoRA adapter instead of all weights", _lora_on),
-    "change_data": ("swap the dataset", _swap_dataset),
-    "switch_method": ("switch the training method", _switch_method),
-}
-
-
 def _latest(state: PlannerState) -> tuple[int, IterationParams, tuple[Finding, ...]] | None:
     """The most recent iteration, finished or failed, with the findings its diagnosis made."""
     finished = state.history[-1] if state.history else None
@@ -133,40 +71,218 @@ def _latest(state: PlannerState) -> tuple[int, IterationParams, tuple[Finding, .
     return None
 
 
+# ---------------------------------------------------------------- budget and fidelity -------
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """What is left of the campaign's budget, as the planner can tell from its state."""
+
+    iterations: int
+    seconds: float | None  # None until an iteration has finished with its time recorded
+    history: tuple[IterationResult, ...]
+
+    @classmethod
+    def of(cls, state: PlannerState) -> _Budget:
+        done = len(state.history) + len(state.failures)
+        ends = [r.finished_s for r in state.history if r.finished_s is not None]
+        ends += [f.finished_s for f in state.failures if f.finished_s is not None]
+        seconds = state.config.time_budget_minutes * 60 - max(ends) if ends else None
+        return cls(state.config.max_iterations - done, seconds, state.history)
+
+    def estimate(self, params: IterationParams) -> float | None:
+        """The campaign's own estimate (agent/budget.py), so a proposal made here passes its check."""
+        return estimate_iteration_seconds(params, list(self.history)) if self.history else None
+
+    def screens_that_fit(self, params: IterationParams) -> int:
+        """How many screens of `params` fit before its full run (iterations and time both)."""
+        room = self.iterations - 1
+        full, screen = self.estimate(params.in_full()), self.estimate(_screen(params))
+        if self.seconds is not None and full is not None and screen:
+            room = min(room, math.floor((self.seconds * TIME_MARGIN - full) / screen))
+        return max(0, room)
+
+    def fit(self, params: IterationParams) -> tuple[IterationParams, str] | None:
+        """`params`, shortened when needed to fit the time left (down to a quarter of its steps),
+        with a note saying so; None when even that does not fit."""
+        estimate = self.estimate(params)
+        if self.seconds is None or estimate is None or estimate <= self.seconds * TIME_MARGIN:
+            return params, ""
+        steps = math.floor(params.max_steps * self.seconds * TIME_MARGIN / estimate)
+        if steps < max(1, math.ceil(params.max_steps / 4)):
+            return None
+        update = {"max_steps": steps, "warmup_steps": min(params.warmup_steps, steps // 4)}
+        return params.model_copy(
+            update=update
+        ), f"; shortened to {steps} steps to fit the {self.seconds / 60:.1f} min left"
+
+
+def _screen(params: IterationParams) -> IterationParams:
+    return params.model_copy(update={"train_fraction": SCREEN_TRAIN, "eval_fraction": SCREEN_EVAL})
+
+
+def _round(state: PlannerState) -> tuple[list[IterationResult], int]:
+    """The screens run since the last full-fidelity iteration (finished ones), and how many were
+    attempted in all (failed ones too)."""
+    attempts = [(r.index, r.params) for r in state.history] + [(f.index, f.params) for f in state.failures]
+    last_full = max((i for i, p in attempts if not p.screened), default=0)
+    screens = [r for r in state.history if r.index > last_full and r.params.screened]
+    return screens, sum(1 for i, p in attempts if i > last_full and p.screened)
+
+
+def _promotable(state: PlannerState, tried: set[str]) -> IterationResult | None:
+    """The round's best healthy screen that gained over the baseline on its items and has not
+    been run in full yet (gains are on each screen's own items, compared like with like)."""
+    screens, _ = _round(state)
+    ready = [
+        r
+        for r in screens
+        if r.diagnosis.verdict != "failed"
+        and r.diagnosis.gain_vs_baseline > 0
+        and signature(r.params.in_full()) not in tried
+    ]
+    return max(ready, key=lambda r: r.diagnosis.gain_vs_baseline, default=None)
+
+
+# ---------------------------------------------------------------- the policy ----------------
+
+
+@dataclass
+class _Search:
+    """One planning step's candidates, and why others were left out (for the stop reason)."""
+
+    state: PlannerState
+    tried: set[str]
+    rejected: set[str]  # the guard's signatures of proposals it turned down in this planning step
+    space: SearchSpace
+    budget: _Budget
+    unfit: int = 0
+    outside: int = 0
+
+    def add(
+        self, found: dict[str, Proposal], params: IterationParams | None, anchor: IterationParams, why: str
+    ) -> None:
+        params = _within_bounds(params)
+        if params is None or signature(params) in self.tried or signature(params) in found:
+            return
+        if guard_signature(params) in self.rejected:
+            return
+        if not self.space.contains(params, anchor):
+            self.outside += 1
+            return
+        fitted = self.budget.fit(params)
+        if fitted is None:
+            self.unfit += 1
+            return
+        params, note = fitted
+        found.setdefault(signature(params), Proposal(params=params, rationale=why + note))
+
+
 class SearchPolicy:
     def propose(self, state: PlannerState) -> Proposal | None:
-        tried = {signature(r.params) for r in state.history} | {signature(f.params) for f in state.failures}
+        options = self.candidates(state)
+        return options[0] if options else None
+
+    def candidates(self, state: PlannerState) -> list[Proposal]:
+        """Every untried proposal of the current stage, best first: a promotion that is due; else
+        reactions and moves as screens (when the budget has room for a round) or as full runs;
+        else any promotion left.  Empty when nothing is left (see `stop_reason`)."""
         if not state.history and not state.failures:
             params = load_recipe(state.config.model, state.config.recipe, state.default_datasets)
-            return Proposal(params=params, rationale=f"start from recipe {state.config.recipe!r}")
+            return [Proposal(params=params, rationale=f"start from recipe {state.config.recipe!r}")]
+        search = self._search(state)
+        budget, promote = search.budget, _promotable(state, search.tried)
+        screens, attempted = _round(state)
+        anchor = self._anchors(state)[0][1]
+        room = budget.screens_that_fit(anchor)
+        screening = room >= (1 if attempted else 2) and attempted < SCREEN_WIDTH
+        if promote is not None and (promote.params.train_fraction == 1.0 or not screening):
+            # Due: the round is over, or the screen was trained in full (its promotion only re-scores).
+            return self._promotion(search, promote)
+        if screening:
+            found = self._moves(search, _screen)
+            if found:
+                return found
+            if promote is not None:  # nothing left to screen: promote what the round found
+                return self._promotion(search, promote)
+        found = self._moves(search, IterationParams.in_full)
+        return found or (self._promotion(search, promote) if promote is not None else [])
 
-        last_run = _latest(state)
-        if last_run is not None:
-            index, last_params, findings = last_run
-            last_params = last_params.scored_in_full()  # this policy never screens
+    def stop_reason(self, state: PlannerState) -> str:
+        """Why `propose` has nothing (or 'search: moves remain' when it has)."""
+        if self.candidates(state):
+            return "search: moves remain"
+        search = self._search(state)
+        self._moves(search, IterationParams.in_full)
+        anchors = self._anchors(state)
+        around = (
+            f"the {len(anchors)} iteration(s) that beat the baseline"
+            if improved_best(state)
+            else f"the last attempt (iteration {anchors[0][0]}; none beat the baseline)"
+        )
+        parts = [f"every move around {around} has run"]
+        if search.unfit:
+            minutes = (search.budget.seconds or 0) / 60
+            parts.append(
+                f"{search.unfit} untried move(s) do not fit the {minutes:.1f} min left even at a quarter of their steps"
+            )
+        if search.outside:
+            parts.append(f"{search.outside} would leave the search space")
+        return "search exhausted: " + "; ".join(parts)
+
+    # -- internals ------------------------------------------------------------------------
+
+    @staticmethod
+    def _search(state: PlannerState) -> _Search:
+        tried = {signature(r.params) for r in state.history} | {signature(f.params) for f in state.failures}
+        return _Search(state, tried, set(state.rejected), SearchSpace.for_state(state), _Budget.of(state))
+
+    @staticmethod
+    def _anchors(state: PlannerState) -> list[tuple[int, IterationParams]]:
+        """Where moves start from: the iterations scored in full that beat the baseline, best first;
+        when none did, the latest attempt (nothing has worked yet: move on from it)."""
+        whole = [
+            r
+            for r in state.history
+            if r.diagnosis.verdict != "failed"
+            and r.evaluation.n >= state.baseline.n
+            and r.evaluation.accuracy > state.baseline.accuracy
+        ]
+        if whole:
+            return [(r.index, r.params.in_full()) for r in sorted(whole, key=lambda r: -r.evaluation.accuracy)]
+        attempts = [(r.index, r.params) for r in state.history] + [(f.index, f.params) for f in state.failures]
+        index, params = max(attempts, key=lambda a: a[0])
+        return [(index, params.in_full())]
+
+    def _moves(self, search: _Search, fidelity: Callable[[IterationParams], IterationParams]) -> list[Proposal]:
+        state, found = search.state, dict[str, Proposal]()
+        kind = "screen: " if fidelity is _screen else ""
+        last = _latest(state)
+        if last is not None:
+            index, params, findings = last
+            params = params.in_full()
             for finding in sorted(findings, key=lambda f: _SEVERITY.index(f.severity)):
                 reaction = REACTIONS.get(finding.direction or "")
-                if reaction is None:
-                    continue
-                name, move = reaction
-                candidate = _within_bounds(move(last_params, state))
-                if candidate is not None and signature(candidate) not in tried:
-                    why = f"{name} after {finding.kind} in iteration {index}: {finding.message}"
-                    return Proposal(params=candidate, rationale=why, evidence=(finding.message,))
+                if reaction is not None:
+                    name, move = reaction
+                    candidate = move(params, state)
+                    why = f"{kind}{name} after {finding.kind} in iteration {index}: {finding.message}"
+                    search.add(found, candidate and fidelity(candidate), params, why)
+        for index, anchor in self._anchors(state):
+            best = next((r for r in state.history if r.index == index), None)
+            where = f"iteration {index}" + (f" ({best.evaluation.accuracy:.1%})" if best else "")
+            for name, move in MOVES:
+                candidate = move(anchor, state)
+                search.add(found, candidate and fidelity(candidate), anchor, f"{kind}{name}, starting from {where}")
+        return list(found.values())
 
-        anchor = state.best_iteration()
-        if anchor:
-            start = anchor.params
-        else:  # nothing has worked yet: move on from the most recent attempt
-            start = state.history[-1].params if state.history else state.failures[-1].params
-        start = start.scored_in_full()
-        for name, move in MOVES:
-            candidate = _within_bounds(move(start, state))
-            if candidate is not None and signature(candidate) not in tried:
-                where = (
-                    f"best iteration {anchor.index} ({anchor.evaluation.accuracy:.1%})"
-                    if anchor
-                    else "the last iteration"
-                )
-                return Proposal(params=candidate, rationale=f"{name}, starting from {where}")
-        return None
+    @staticmethod
+    def _promotion(search: _Search, screen: IterationResult) -> list[Proposal]:
+        found: dict[str, Proposal] = {}
+        gain = screen.diagnosis.gain_vs_baseline
+        why = (
+            f"promote the best screen, iteration {screen.index} ({screen.evaluation.accuracy:.1%} on its "
+            f"{screen.evaluation.n} items, {100 * gain:+.1f} pt over the baseline there), to a full run"
+        )
+        search.add(found, screen.params.in_full(), screen.params.in_full(), why)
+        return list(found.values())

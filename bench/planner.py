@@ -50,7 +50,7 @@ def main() -> None:
             started = time.monotonic()
             proposal = plan_next_iteration(state)
             timings.append(time.monotonic() - started)
-            print(f"planner proposed: {proposal.rationale if proposal else None}")
+            print(f"planner proposed: {getattr(proposal, 'rationale', None) or proposal}")
         return iteration_s, timings[0], timings[1]
 
     iteration_s, cold_s, warm_s = bench()

@@ -23,7 +23,7 @@ from internflow.ledger import CampaignLedger
 from internflow.preflight import Preflight, preflight
 from internflow.resume import one_campaign_per_workspace, resume, unfinished_record
 from internflow.retention import DiskBudget
-from internflow.schemas import CampaignConfig, CampaignReport, IterationParams, LiteratureRequest
+from internflow.schemas import CampaignConfig, CampaignReport, IterationParams, LiteratureRequest, NoProposal
 from internflow.workspace import Workspace
 from tasks.discover import discover_data
 from tasks.evaluate import eval_server, evaluate_model
@@ -127,8 +127,8 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
 
         while not (reason := out_of_budget()):
             proposal = plan_next_iteration(ledger.planner_state())
-            if proposal is None:
-                reason = "planner: nothing left worth trying"
+            if isinstance(proposal, NoProposal):
+                reason = f"planner: {proposal.reason}"
                 break
             log.info(narration.proposal_line(ledger.done + 1, proposal))
             if reason := out_of_budget(proposal.params) or disk.before_iteration():

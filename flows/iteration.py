@@ -1,4 +1,4 @@
-"""One research iteration: literature → dataset → train → evaluate → diagnose."""
+"""One research iteration: literature → dataset → (self-distill) → train → evaluate → diagnose."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from internflow.schemas import (
 from internflow.workspace import Workspace
 from tasks.dataset import prepare_dataset
 from tasks.diagnose import diagnose_iteration
+from tasks.distill import distill_request, self_distill
 from tasks.evaluate import evaluate_model, on_first_items
 from tasks.literature import survey_literature
 from tasks.publish import publish_learning_curve
@@ -70,6 +71,11 @@ def research_iteration(params: IterationParams, context: IterationContext, ratio
         model=starting_model(params, context)[0],  # rows measured in its tokens against max_length
         max_length=params.max_length,
     )
+    if params.self_distill_k:  # the starting model's own answers that the task's judge accepts
+        distilling = distill_request(
+            params, data, starting_model(params, context), context.benchmark, workspace.data_dir
+        )
+        data = self_distill(distilling, context.eval_backend, context.eval_server, workspace.logs_dir)
     request = train_request(params, data, context, workspace)
     trained = train_model(request)
     publish_learning_curve(trained, context.index, workspace.reports_dir)

@@ -36,10 +36,13 @@ def short_path(path: str, workspace: str) -> str:
 def params_summary(params: IterationParams) -> str:
     """The parameters a reader compares between iterations, in words."""
     lora = f" LoRA r={params.lora_r}" if params.use_lora else ""
+    distill = f" self-distilled ({params.self_distill_k} samples a prompt)" if params.self_distill_k else ""
+    steps = params.trained_steps()[0]
+    trained = f" ({steps} trained: a screen)" if steps < params.max_steps else ""
     screen = f", screened on {params.eval_fraction:.0%} of the eval items" if params.eval_fraction < 1 else ""
     return (
-        f"{params.method}{lora} from {params.init_from} on {params.max_train_samples} rows of "
-        f"{'+'.join(params.datasets)}, lr {params.learning_rate:.0e}, {params.max_steps} steps{screen}"
+        f"{params.method}{lora}{distill} from {params.init_from} on {params.max_train_samples} rows of "
+        f"{'+'.join(params.datasets)}, lr {params.learning_rate:.0e}, {params.max_steps} steps{trained}{screen}"
     )
 
 

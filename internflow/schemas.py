@@ -47,6 +47,7 @@ __all__ = [
     "LiteratureReport",
     "LiteratureRequest",
     "LossPoint",
+    "NoProposal",
     "Paper",
     "PreparedDataset",
     "RowFormat",
@@ -115,6 +116,31 @@ class IterationParams(_Frozen):
     dataset_weights: tuple[float, ...] = Field(
         (), description="Mixing weight per dataset, in the order of `datasets` (empty: equal shares)."
     )
+    train_fraction: float = Field(
+        1.0,
+        ge=0.1,
+        le=1.0,
+        description="Share of max_steps (and warmup_steps) this iteration trains: below 1 screens an idea "
+        "cheaply (with eval_fraction below 1 too); the run that promotes the screen trains in full.",
+    )
+    completion_only_loss: bool = Field(
+        True, description="SFT: loss on the answer tokens only (TRL's completion_only_loss); off: on the prompt too."
+    )
+    # Self-distillation by rejection sampling (STaR arXiv 2203.14465, RFT 2308.01825, ReST-EM 2312.06585).
+    self_distill_k: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="SFT: answers sampled per training prompt from the starting model before training; those "
+        "the task's own judge accepts become training rows, worked steps and all (0: off).",
+    )
+    self_distill_temperature: float = Field(0.8, gt=0.0, le=2.0, description="Self-distillation: sampling temperature.")
+    self_distill_prompts: int = Field(
+        256, ge=1, le=100_000, description="Self-distillation: training prompts sampled at most."
+    )
+    self_distill_keep_original: bool = Field(
+        True, description="Self-distillation: train on the original rows too, beside the accepted answers."
+    )
 
     @model_validator(mode="after")
     def _one_weight_per_dataset(self) -> IterationParams:
@@ -124,9 +150,29 @@ class IterationParams(_Frozen):
             raise ValueError(f"dataset_weights: each weight must be > 0, got {list(self.dataset_weights)}")
         return self
 
+    @model_validator(mode="after")
+    def _self_distill_trains_sft(self) -> IterationParams:
+        if self.self_distill_k and self.method != "sft":
+            raise ValueError(f"self_distill_k: self-distillation trains SFT on the accepted answers, not {self.method}")
+        return self
+
     def scored_in_full(self) -> IterationParams:
         """The same iteration scored on the whole eval subset (what training and the best compare on)."""
         return self.model_copy(update={"eval_fraction": 1.0})
+
+    def in_full(self) -> IterationParams:
+        """The full-fidelity run of a screen: trained for all of max_steps and scored on the whole subset."""
+        return self.model_copy(update={"eval_fraction": 1.0, "train_fraction": 1.0})
+
+    @property
+    def screened(self) -> bool:
+        """A cheap screen: trained on part of max_steps or scored on part of the eval subset."""
+        return self.train_fraction < 1.0 or self.eval_fraction < 1.0
+
+    def trained_steps(self) -> tuple[int, int]:
+        """(optimizer steps, warmup steps) this iteration trains: max_steps and warmup_steps × train_fraction."""
+        steps = max(1, math.ceil(self.max_steps * self.train_fraction))
+        return steps, math.ceil(self.warmup_steps * self.train_fraction)
 
     @field_validator("datasets")
     @classmethod
@@ -612,6 +658,13 @@ class Proposal(_Frozen):
         "accept", description="What the doom-loop guard did: accepted, rejected once then accepted, or forced."
     )
     guard_reasons: str = Field("", description="The guard's detections, when it intervened.")
+
+
+class NoProposal(_Frozen):
+    """The planning step's answer when nothing is proposed: why, which becomes the campaign's stop reason."""
+
+    reason: str
+    source: str = Field("", description="Which planner (or the guard) had nothing left.")
 
 
 class IterationResult(_Frozen):

@@ -18,7 +18,7 @@ from agent.guard import DoomLoopGuard, GuardReview, IterationRecord, allowed_met
 from agent.planner import PlannerState, get_planner
 from internflow.markdown import cell, code, table
 from internflow.narration import params_summary
-from internflow.schemas import Proposal
+from internflow.schemas import NoProposal, Proposal
 
 __all__ = [
     "campaign_records",
@@ -55,13 +55,15 @@ def _review(guard: DoomLoopGuard, proposal: Proposal, records: list[IterationRec
 
 
 @task(name="plan", cache_policy=NO_CACHE)
-def plan_next_iteration(state: PlannerState) -> Proposal | None:
+def plan_next_iteration(state: PlannerState) -> Proposal | NoProposal:
+    """The next iteration's proposal, reviewed by the guard; or, when there is none, why not."""
     records, source = campaign_records(state)
     digest = build_digest(records, state.baseline.accuracy, token_budget=state.config.digest_tokens)
     literature = state.literature or (state.history[-1].literature if state.history else None)
     state = state.model_copy(update={"records": tuple(records), "digest": digest.text, "literature": literature})
     planner, guard, baseline = get_planner(state.config), DoomLoopGuard(), state.baseline.accuracy
     index = len(records) + 1
+    stop: NoProposal | None = None
 
     proposal = planner.propose(state)
     if proposal is not None and not (review := _review(guard, proposal, records, baseline)).ok:
@@ -78,6 +80,11 @@ def plan_next_iteration(state: PlannerState) -> Proposal | None:
             )
             if forced is None:
                 proposal = None
+                stop = NoProposal(
+                    reason=f"guard: the planner insisted on {signature(insisted.params)} "
+                    f"({insisted_review.reasons()}) and no untried change of direction is left",
+                    source="guard",
+                )
                 _intervention(index, "stop", insisted, insisted_review)
             else:
                 proposal = Proposal(
@@ -90,9 +97,21 @@ def plan_next_iteration(state: PlannerState) -> Proposal | None:
                 )
                 _intervention(index, "force", proposal, insisted_review)
 
-    _publish_proposal(index, proposal, source, digest.tokens)
+    answer: Proposal | NoProposal
+    if proposal is not None:
+        answer = proposal
+    else:
+        answer = stop or NoProposal(reason=_stop_reason(planner, state), source=state.config.planner)
+        get_run_logger().info("no proposal for iteration %d: %s", index, answer.reason)
+    _publish_proposal(index, answer, source, digest.tokens)
     publish_planner_log(records, proposal, state.baseline.accuracy)
-    return proposal
+    return answer
+
+
+def _stop_reason(planner: object, state: PlannerState) -> str:
+    """The planner's own account of why it has nothing left (`stop_reason`), when it gives one."""
+    explain = getattr(planner, "stop_reason", None)
+    return str(explain(state)) if explain is not None else "nothing left worth trying"
 
 
 def _intervention(index: int, action: str, proposal: Proposal, review: GuardReview) -> None:
@@ -114,9 +133,9 @@ def _proposal_body(proposal: Proposal) -> str:
     )
 
 
-def _publish_proposal(index: int, proposal: Proposal | None, source: str, digest_tokens: int) -> None:
-    if proposal is None:
-        markdown = "## No proposal\n\nThe planner (and the guard) found nothing left worth trying."
+def _publish_proposal(index: int, proposal: Proposal | NoProposal, source: str, digest_tokens: int) -> None:
+    if isinstance(proposal, NoProposal):
+        markdown = f"## No proposal\n\nThe planner (and the guard) proposed nothing: {cell(proposal.reason)}."
     else:
         markdown = (
             f"## Proposal for iteration {index} (by {cell(proposal.source or 'planner')})\n\n"

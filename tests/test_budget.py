@@ -106,3 +106,16 @@ def test_job_estimate_is_hours_times_price_and_a_costly_job_stops_the_campaign()
     assert reason is not None and reason.startswith("money budget: the next job needs ~90 min on a10g-small ≈ $1.50")
     with pytest.raises(ValueError, match="must be >= 0"):
         estimate_job(-1.0)
+
+
+def test_a_screen_is_estimated_at_its_share_of_the_steps() -> None:
+    history = [_result(PARAMS, wall_s=100.0)]
+    screen = PARAMS.model_copy(update={"train_fraction": 0.25, "eval_fraction": 0.5})
+    assert estimate_iteration_seconds(screen, history) == pytest.approx(25.0)
+
+
+def test_self_distillation_adds_its_sampling_to_the_estimate() -> None:
+    history = [_result(PARAMS, wall_s=100.0)]
+    distilled = PARAMS.model_copy(update={"self_distill_k": 4, "self_distill_prompts": 200})
+    # 800 answers at a tenth of an SFT example each, on top of 40 steps × 8 examples.
+    assert estimate_iteration_seconds(distilled, history) == pytest.approx(100.0 * (320 + 80) / 320)

@@ -142,3 +142,30 @@ def test_a_screen_counts_as_an_improvement_by_its_gain_on_its_own_items() -> Non
     ]
     gained = [record(1, screen, 0.60, gain=0.2), *easy_items[1:]]
     assert guard.review(BASE.model_copy(update={"max_steps": 150}), gained, 0.30).ok
+
+
+def test_proposals_that_differ_only_in_a_newer_parameter_are_not_repeats() -> None:
+    for change in ({"self_distill_k": 4}, {"completion_only_loss": False}, {"train_fraction": 0.25}, {"beta": 0.5},
+                   {"datasets": DATASETS, "dataset_weights": (2.0, 1.0)}):  # fmt: skip
+        changed = BASE.model_copy(update=change)
+        assert signature(changed) != signature(BASE), change
+        assert DoomLoopGuard().review(changed, [record(1, BASE)], baseline=0.25).ok, change
+    weighted = BASE.model_copy(update={"datasets": DATASETS, "dataset_weights": (2.0, 1.0)})
+    reordered = BASE.model_copy(update={"datasets": DATASETS[::-1], "dataset_weights": (1.0, 2.0)})
+    assert signature(weighted) == signature(reordered), "the same mix, listed in another order"
+
+
+def test_self_distillation_is_a_direction_of_its_own() -> None:
+    assert direction(BASE.model_copy(update={"self_distill_k": 4})) != direction(BASE)
+
+
+def test_promoting_a_screen_of_a_stalled_stretch_is_not_a_stall() -> None:
+    guard = DoomLoopGuard(GuardConfig(stall_patience=3))
+    screens = [BASE.model_copy(update={"max_steps": steps, "train_fraction": 0.25, "eval_fraction": 0.5})
+               for steps in (45, 75, 90)]  # fmt: skip
+    stalled = [record(1, BASE, 0.5), *(record(i + 2, s, 0.4, gain=0.1) for i, s in enumerate(screens))]
+
+    assert guard.review(screens[1].in_full(), stalled, baseline=0.3).ok
+    assert [d.kind for d in guard.review(BASE.model_copy(update={"max_steps": 80}), stalled, 0.3).detections] == [
+        "stall"
+    ]

@@ -325,3 +325,85 @@ def test_a_stall_forces_a_change_of_direction_and_the_next_proposal_passes(prefe
     from agent.guard import DoomLoopGuard
 
     assert DoomLoopGuard().review(follow_up, records, baseline=0.3).ok
+
+
+# ---------------------------------------------------------------- the one search space ------
+
+
+def test_a_planner_may_set_every_iteration_parameter_but_the_seed_and_nothing_else() -> None:
+    from agent.search_space import PLANNED
+
+    assert set(PLANNED) == set(IterationParams.model_fields) - {"seed", "min_per_device_train_batch_size"}
+    described = SearchSpace(datasets=DATASETS).describe()
+    assert all(f"- {name}:" in described for name in PLANNED), "the prompt shows every field a planner may set"
+    with pytest.raises(ValueError, match="seed: not a parameter a planner may set"):
+        parse_output({"seed": 3, "rationale": "luck"})
+
+
+def test_the_llm_can_ask_for_self_distillation_completion_only_loss_screens_and_mix_weights() -> None:
+    space = SearchSpace(datasets=DATASETS)
+    answer = {
+        "init_from": "best", "self_distill_k": 4, "self_distill_temperature": 0.7, "completion_only_loss": False,
+        "train_fraction": 0.25, "eval_fraction": 0.5, "datasets": list(DATASETS), "dataset_weights": [2, 1],
+        "lr_scheduler_type": "linear", "rationale": "distill a screen",
+    }  # fmt: skip
+    params = space.apply(IterationParams(), parse_output(answer))
+    assert (params.self_distill_k, params.self_distill_temperature, params.completion_only_loss) == (4, 0.7, False)
+    assert (params.train_fraction, params.eval_fraction, params.dataset_weights) == (0.25, 0.5, (2.0, 1.0))
+    with pytest.raises(ValueError, match="self_distill_k: 40 is outside 0..16"):
+        space.apply(IterationParams(), parse_output({"self_distill_k": 40, "rationale": "many"}))
+
+
+def test_grpo_rewards_named_by_an_llm_must_be_registered_not_code_paths() -> None:
+    space = SearchSpace(datasets=("arithmetic-prompts",))
+    grpo = {"method": "grpo", "datasets": ["arithmetic-prompts"], "rationale": "judge as reward"}
+    params = space.apply(IterationParams(), parse_output(grpo | {"reward_funcs": ["exact_answer", "format"]}))
+    assert params.method == "grpo" and params.reward_funcs == ("exact_answer", "format")
+    with pytest.raises(ValueError, match=r"reward_funcs: \['os:system'\] not among the registered"):
+        space.apply(IterationParams(), parse_output(grpo | {"reward_funcs": ["os:system"]}))
+
+
+def test_a_change_of_method_or_data_drops_settings_it_makes_meaningless() -> None:
+    space = SearchSpace(datasets=(*DATASETS, "arithmetic-prompts"))
+    anchor = IterationParams(datasets=DATASETS, dataset_weights=(2.0, 1.0), self_distill_k=4)
+    grpo = space.apply(anchor, parse_output({"method": "grpo", "datasets": ["arithmetic-prompts"], "rationale": "r"}))
+    assert grpo.self_distill_k == 0 and grpo.dataset_weights == ()
+
+
+def test_the_prompt_shows_the_policys_moves_and_the_budget_left() -> None:
+    model = ScriptedModel([answer({"max_steps": 60, "rationale": "r"})])
+    timed = ONE_RUN[0].model_copy(update={"finished_s": 15 * 60})
+    LLMPlanner(model, "scripted").propose(make_state((timed,)))
+    assert "self-distill: train on the best model's own answers that the task's judge accepts" in model.prompts[0]
+    assert "GRPO from the best model, rewarded by the task's own judge" in model.prompts[0]
+    assert "Budget left: 2 of 3 iterations, about 45.0 of 60 minutes" in model.prompts[0]
+
+
+def test_the_bundled_planner_chooses_among_the_search_policys_candidates_screens_included() -> None:
+    class FirstIsBest:
+        def score(self, context: str, options: list[str]) -> list[float]:
+            return [-float(i) for i in range(len(options))]
+
+    state = make_state((ONE_RUN[0].model_copy(update={"finished_s": 60.0}),)).model_copy(
+        update={"config": CampaignConfig(time_budget_minutes=60, max_iterations=10)}
+    )
+    planner = BundledPlanner(FirstIsBest())  # type: ignore[arg-type]
+    expected = [p.params for p in SearchPolicy().candidates(state)]
+    assert [c.params for c in planner.candidates(state)] == expected and all(p.screened for p in expected)
+    proposal = planner.propose(state)
+    assert proposal is not None and proposal.params == expected[0] and proposal.params.screened
+
+
+def test_plan_task_states_why_the_search_stopped(prefect_harness) -> None:
+    from internflow.schemas import NoProposal
+    from tasks.plan import plan_next_iteration
+
+    # 12-min budget, the last iteration ended 10 s before it: no move fits, not even shortened.
+    spent = ONE_RUN[0].model_copy(update={"finished_s": 12 * 60 - 10})
+    state = make_state((spent,)).model_copy(update={"config": CampaignConfig(time_budget_minutes=12)})
+
+    answer = plan_next_iteration(state)
+
+    assert isinstance(answer, NoProposal) and answer.source == "search"
+    assert answer.reason.startswith("search exhausted: every move around the 1 iteration(s) that beat the baseline")
+    assert "do not fit the 0.2 min left" in answer.reason

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from agent.planner import PlannerState, UnknownPlannerError, get_planner, load_recipe
-from agent.search_policy import SearchPolicy, signature
+from agent.search_policy import MOVES, SearchPolicy, signature
 from internflow.schemas import (
     CampaignConfig,
     Diagnosis,
@@ -175,7 +175,7 @@ def test_proposals_stay_inside_the_parameter_bounds_after_many_improvements() ->
 
 
 def test_data_moves_only_pick_datasets_that_can_train_the_method() -> None:
-    from agent.search_policy import _add_dataset, _switch_method
+    from agent.moves import _add_dataset, _switch_method
 
     state = _state().model_copy(
         update={
@@ -201,3 +201,173 @@ def test_after_a_screen_the_search_policy_scores_on_the_whole_subset_again() -> 
     proposal = SearchPolicy().propose(_state([result]))
     assert proposal is not None and proposal.params.eval_fraction == 1.0
     assert _state([result]).best_iteration() is None, "0.9 on the first 100 items is not comparable"
+
+
+# ---------------------------------------------------------------- one search space, every move
+
+
+def _timed(result: IterationResult, finished_s: float, wall_s: float = 60.0) -> IterationResult:
+    return result.model_copy(update={"finished_s": finished_s, "wall_s": wall_s})
+
+
+def _campaign(history: Sequence[IterationResult], minutes: float = 30, iterations: int = 12) -> PlannerState:
+    """A campaign with room for several runs (by default), on data every method can use."""
+    return _state(history).model_copy(
+        update={
+            "config": CampaignConfig(time_budget_minutes=minutes, max_iterations=iterations),
+            "datasets": (*DATASETS, "arithmetic-prompts"),
+            "datasets_by_method": {"sft": DATASETS, "grpo": ("arithmetic-prompts", "arithmetic-direct")},
+        }
+    )
+
+
+def _full_candidates(state: PlannerState) -> list[IterationParams]:
+    """Every move around the anchor as a full run (a campaign with room for one more run)."""
+    state = state.model_copy(update={"config": CampaignConfig(time_budget_minutes=60, max_iterations=2)})
+    return [p.params for p in SearchPolicy().candidates(state)]
+
+
+def test_every_move_of_the_search_policy_is_one_the_llm_planner_can_make() -> None:
+    from agent.llm_planner import anchor_params
+    from agent.search_space import PlannerOutput, SearchSpace
+
+    state = _campaign([_result(1, _recipe().model_copy(update={"use_lora": True}), 0.6)])
+    anchor, space = anchor_params(state), SearchSpace.for_state(state)
+    candidates = _full_candidates(state)
+    assert len(candidates) >= 10
+    for params in candidates:
+        changes = {k: v for k, v in params.model_dump(mode="json").items() if v != anchor.model_dump(mode="json")[k]}
+        answer = PlannerOutput.model_validate({**changes, "rationale": "the same move, written by an LLM"})
+        assert space.apply(anchor, answer) == params, changes
+
+
+def test_the_repertoire_covers_every_dimension_the_issue_names() -> None:
+    anchor = _recipe()
+    mixed_lora = anchor.model_copy(update={"use_lora": True, "datasets": DATASETS})
+    changed: set[str] = set()
+    for start in (anchor, mixed_lora):
+        for params in _full_candidates(_campaign([_result(1, start, 0.6)])):
+            changed |= {k for k, v in params.model_dump().items() if v != start.model_dump()[k]}
+    for dimension in ("learning_rate", "lr_scheduler_type", "max_steps", "max_train_samples", "init_from",
+                      "use_lora", "lora_r", "completion_only_loss", "datasets", "dataset_weights", "method",
+                      "self_distill_k"):  # fmt: skip
+        assert dimension in changed, dimension
+
+
+def test_self_distillation_samples_the_best_model_with_the_recipes_settings() -> None:
+    state = _campaign([_result(1, _recipe(), 0.6)])
+    distilled = [p for p in _full_candidates(state) if p.self_distill_k]
+    recipe = load_recipe("smollm2-135m", "sft/self-distill", ("arithmetic-direct",))
+
+    assert len(distilled) == 1 and distilled[0].init_from == "best" and distilled[0].method == "sft"
+    assert (distilled[0].self_distill_k, distilled[0].self_distill_temperature) == (4, 0.8) == (
+        recipe.self_distill_k, recipe.self_distill_temperature)  # fmt: skip
+    assert distilled[0].learning_rate == _recipe().learning_rate, "only the distillation changes"
+
+
+def test_a_model_that_rarely_answers_right_is_not_distilled_nor_trained_with_grpo() -> None:
+    weak = _campaign([_result(1, _recipe(), 0.05)]).model_copy(update={"baseline": _eval(0.02)})
+    assert not [p for p in _full_candidates(weak) if p.self_distill_k or p.method == "grpo"]
+
+
+def test_grpo_is_rewarded_by_the_tasks_own_judge_from_the_best_model() -> None:
+    state = _campaign([_result(1, _recipe(), 0.6)])
+    grpo = [p for p in _full_candidates(state) if p.method == "grpo"]
+
+    assert grpo and grpo[0].reward_funcs[0] == "exact_answer" and grpo[0].init_from == "best"
+    assert grpo[0].datasets == ("arithmetic-direct",), "the anchor's data, which GRPO can read, is kept"
+    assert grpo[0].learning_rate == load_recipe("smollm2-135m", "grpo/default", ()).learning_rate
+
+
+# ---------------------------------------------------------------- multi-fidelity and budget
+
+
+def test_with_room_for_a_round_moves_are_screened_first() -> None:
+    proposal = SearchPolicy().propose(_campaign([_timed(_result(1, _recipe(), 0.6), 70)]))
+
+    assert proposal is not None and proposal.params.screened
+    assert (proposal.params.train_fraction, proposal.params.eval_fraction) == (0.25, 0.5)
+    assert proposal.params.in_full() == _recipe().model_copy(update={"init_from": "best"})
+    assert proposal.rationale.startswith("screen: continue training the best model")
+
+
+def test_with_room_for_one_more_run_it_is_a_full_run() -> None:
+    by_count = SearchPolicy().propose(_campaign([_timed(_result(1, _recipe(), 0.6), 70)], iterations=2))
+    # 95 s left: room for the 60-s full run, not for two 15-s screens before it (10 % kept in reserve).
+    by_time = SearchPolicy().propose(_campaign([_timed(_result(1, _recipe(), 0.6), 30 * 60 - 95)]))
+    assert by_count is not None and not by_count.params.screened
+    assert by_time is not None and not by_time.params.screened
+
+
+def test_after_a_round_of_screens_the_best_screen_is_promoted_to_a_full_run() -> None:
+    policy, history = SearchPolicy(), [_timed(_result(1, _recipe(), 0.6), 70)]
+    for index, accuracy in ((2, 0.55), (3, 0.7), (4, 0.5)):
+        screen = policy.propose(_campaign(history))
+        assert screen is not None and screen.params.screened, index
+        history.append(_timed(_result(index, screen.params, accuracy), 70 + 20 * index, wall_s=20))
+
+    promotion = policy.propose(_campaign(history))
+
+    assert promotion is not None and promotion.params == history[2].params.in_full()
+    assert promotion.rationale.startswith("promote the best screen, iteration 3")
+    history.append(_timed(_result(5, promotion.params, 0.75), 200))
+    next_round = policy.propose(_campaign(history))
+    assert next_round is not None and next_round.params.screened and "iteration 5" in next_round.rationale
+
+
+def test_a_promotion_after_a_stalled_round_passes_the_guard() -> None:
+    from agent.digest import records_from_results
+    from agent.guard import DoomLoopGuard
+
+    policy, history = SearchPolicy(), [_timed(_result(1, _recipe(), 0.6), 70)]
+    for index in (2, 3, 4):
+        screen = policy.propose(_campaign(history))
+        assert screen is not None
+        history.append(_timed(_result(index, screen.params, 0.5), 70 + 20 * index, wall_s=20))
+    promotion = policy.propose(_campaign(history))
+    assert promotion is not None and not promotion.params.screened
+
+    assert DoomLoopGuard().review(promotion.params, records_from_results(history, []), BASELINE).ok
+
+
+def test_a_run_that_would_overrun_the_time_left_is_shortened_to_fit() -> None:
+    # 12 min budget, 11.2 spent: 48 s left, the recipe took 60 s for 40 steps.
+    proposal = SearchPolicy().propose(_campaign([_timed(_result(1, _recipe(), 0.6), 12 * 60 - 48)], minutes=12))
+
+    assert proposal is not None and proposal.params.max_steps == 28 and not proposal.params.screened
+    assert "shortened to 28 steps to fit the 0.8 min left" in proposal.rationale
+
+
+def test_when_nothing_fits_the_time_left_the_policy_stops_and_says_so() -> None:
+    state = _campaign([_timed(_result(1, _recipe(), 0.6), 12 * 60 - 10)], minutes=12)
+
+    assert SearchPolicy().propose(state) is None
+    reason = SearchPolicy().stop_reason(state)
+    assert reason.startswith("search exhausted: every move around the 1 iteration(s) that beat the baseline")
+    assert "do not fit the 0.2 min left even at a quarter of their steps" in reason
+
+
+def test_the_policy_never_stops_while_a_move_is_untried_and_then_says_why() -> None:
+    policy, history = SearchPolicy(), [_result(1, _recipe(), 0.6)]
+    while (proposal := policy.propose(_state(history))) is not None:
+        history.append(_result(len(history) + 1, proposal.params, BASELINE))  # nothing beats iteration 1 again
+        assert len(history) < 40
+
+    state, anchor = _state(history), _recipe()
+    moves = [move(anchor, state) for _, move in MOVES]
+    tried = {signature(r.params) for r in history}
+    assert all(signature(m) in tried for m in moves if m is not None), "it stopped with a move untried"
+    assert (
+        policy.stop_reason(state)
+        == "search exhausted: every move around the 1 iteration(s) that beat the baseline has run"
+    )
+
+
+def test_a_move_the_guard_turned_down_is_not_proposed_again() -> None:
+    from agent.guard import signature as guard_signature
+
+    state = _state([_result(1, _recipe(), 0.6)])
+    first = SearchPolicy().propose(state)
+    assert first is not None
+    again = SearchPolicy().propose(state.model_copy(update={"rejected": (guard_signature(first.params),)}))
+    assert again is not None and signature(again.params) != signature(first.params)

@@ -133,3 +133,20 @@ def test_cli_runs_a_recipe_directly(tiny_model: Path, tmp_path: Path) -> None:
 
     bad = subprocess.run([*command[:5], "dpo/nope", *command[6:]], capture_output=True, text=True, cwd=root)
     assert bad.returncode == 2 and "recipe: no recipe 'dpo/nope'" in bad.stderr
+
+
+def test_completion_only_loss_and_a_screens_share_of_the_steps_reach_trls_sft_config(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    from internflow.training.common import base_arguments
+    from internflow.training.sft import make_config
+
+    request = method_request(
+        tiny_model, tmp_path, "screen", max_steps=40, warmup_steps=4, train_fraction=0.25, completion_only_loss=False
+    )
+    config = make_config(request, base_arguments(request))
+
+    assert config.completion_only_loss is False
+    assert (config.max_steps, config.warmup_steps) == (10, 1), "a screen trains a quarter of the recipe's steps"
+    full = method_request(tiny_model, tmp_path, "full", max_steps=40, warmup_steps=4)
+    assert make_config(full, base_arguments(full)).completion_only_loss is True

@@ -117,19 +117,20 @@ def base_arguments(request: TrainRequest, device: DeviceFacts | None = None) -> 
     """TrainingArguments every method shares, from the iteration's parameters and the device
     (probed when not given): `internflow.training.device` says what differs on a GPU."""
     params = request.params
+    steps, warmup = params.trained_steps()  # a screen trains train_fraction of them
     return {
         "output_dir": request.checkpoint_dir,
         "run_name": request.run_name,
         "project": request.trackio_project,
         "report_to": "none",  # trackio through `TrackioSteps`, which survives a resume
-        "max_steps": params.max_steps,
+        "max_steps": steps,
         "learning_rate": params.learning_rate,
         "lr_scheduler_type": params.lr_scheduler_type,
-        "warmup_steps": params.warmup_steps,
+        "warmup_steps": warmup,
         "seed": params.seed,
         "save_strategy": "steps",
         # A checkpoint every fifth of the run: a crash loses at most that much.
-        "save_steps": max(10, params.max_steps // 5),
+        "save_steps": max(10, steps // 5),
         "save_total_limit": 1,
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
@@ -249,8 +250,9 @@ def run_training(request: TrainRequest) -> TrainResult:
         model, tokenizer = load_model_and_tokenizer(request.init_model)
         return method.make_trainer(model, tokenizer, dataset, config, request, callbacks)
 
-    if resumed_from is not None and _checkpoint_step(resumed_from) >= params.max_steps:
-        # Killed after its last step (e.g. while saving the model): resuming would train past max_steps.
+    if resumed_from is not None and _checkpoint_step(resumed_from) >= arguments["max_steps"]:
+        # Killed after its last step (e.g. while saving the model): resuming would train past its steps
+        # (max_steps, or a screen's share of them).
         trainer, batch_size, accumulation = _finished_checkpoint(resumed_from, build_trainer, arguments, tracker)
     else:
         trainer, batch_size, accumulation = train_with_backoff(

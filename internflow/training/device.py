@@ -118,7 +118,7 @@ def device_arguments(params: IterationParams, device: DeviceFacts) -> dict[str, 
         "gradient_checkpointing": False,
         "per_device_train_batch_size": batch_size,
         "gradient_accumulation_steps": accumulation,
-        "logging_steps": max(1, params.max_steps // LOGGED_POINTS),
+        "logging_steps": max(1, params.trained_steps()[0] // LOGGED_POINTS),
         "use_liger_kernel": device.liger,
     }
     if params.method == "sft" and device.flash_attention:

@@ -1,4 +1,5 @@
-"""Supervised fine-tuning: TRL's SFTTrainer on prompt/completion rows (loss on the completion)."""
+"""Supervised fine-tuning: TRL's SFTTrainer on prompt/completion rows (loss on the completion, unless
+`completion_only_loss` is off)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ class SFTRecipeConfig(RecipeFields, SFTConfig):
 
 
 def make_config(request: TrainRequest, arguments: dict[str, Any]) -> SFTRecipeConfig:
-    return SFTRecipeConfig(**arguments, max_length=request.params.max_length)
+    params = request.params
+    return SFTRecipeConfig(**arguments, max_length=params.max_length, completion_only_loss=params.completion_only_loss)
 
 
 def make_trainer(
