@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from internflow.schemas import TrainResult
 from internflow.training import FAILURE_FILE, RESULT_FILE
 from tests.training_data import method_request
@@ -91,10 +93,14 @@ def test_a_finished_request_run_again_is_not_retrained_and_keeps_its_model(tiny_
     assert any("already trained" in line for line in said)
 
 
+@pytest.mark.parametrize(("train_fraction", "steps"), [(1.0, 6), (0.5, 3)], ids=["full", "screen"])
 def test_a_kill_while_the_final_model_is_saved_resumes_to_max_steps_not_one_more(
-    tiny_model: Path, tmp_path: Path
+    tiny_model: Path, tmp_path: Path, train_fraction: float, steps: int
 ) -> None:
-    request = method_request(tiny_model, tmp_path, "final", max_steps=6, per_device_train_batch_size=4, max_length=32)
+    request = method_request(
+        tiny_model, tmp_path, "final", max_steps=6, per_device_train_batch_size=4, max_length=32,
+        train_fraction=train_fraction, warmup_steps=0,
+    )  # fmt: skip
     checkpoints, model = Path(request.checkpoint_dir), Path(request.model_dir)
     checkpoints.mkdir(parents=True)
     request_file = checkpoints / "request.json"
@@ -110,11 +116,11 @@ def test_a_kill_while_the_final_model_is_saved_resumes_to_max_steps_not_one_more
     assert _child(request_file, trackio_dir, tmp_path / "second.log").wait(timeout=600) == 0
 
     result = TrainResult.model_validate_json((checkpoints / RESULT_FILE).read_text())
-    assert result.steps == 6 and result.resumed_from_step == 6, "resuming never goes past max_steps"
-    assert [p.step for p in result.losses] == list(range(1, 7))
+    assert result.steps == steps and result.resumed_from_step == steps, "resuming never goes past the run's steps"
+    assert [p.step for p in result.losses] == list(range(1, steps + 1))
     assert _sha256(model / "model.safetensors") == trained, "the model is the final checkpoint's, untouched"
     assert not model.with_name(model.name + ".partial").exists()
-    assert _trackio_steps(trackio_dir, request.run_name) == list(range(1, 7))
+    assert _trackio_steps(trackio_dir, request.run_name) == list(range(1, steps + 1))
 
 
 def test_a_kill_before_the_first_step_checkpoint_keeps_the_training_of_the_last_minutes(
