@@ -5,8 +5,10 @@ same wall-clock budget, scored on the same held-out test split.
 
 Draws `--tasks` tasks at random (the seed is printed; pass it back to repeat a draw) from
 reasoning-gym's task list, leaving out every task this repository uses anywhere (chain_sum,
-family_relationships, gsm_symbolic) and those no small model can answer in a few tokens (questions
-over 600 characters or answers over 24, by a 20-item sample).  For each task it writes a task spec
+family_relationships, gsm_symbolic), those whose reasoning-gym verifier is not plain exact match (a
+task with several right answers, such as puzzle24, would be misjudged by an exact judge), and those
+no small model can answer in a few tokens (questions over 600 characters or answers over 24, by a
+20-item sample).  For each task it writes a task spec
 with disjoint train (2,000), dev (200) and test (200) splits, then, side by side:
 
 - single: TRL's `SFTTrainer` with TRL's defaults on the train split (conversational prompt/completion
@@ -41,16 +43,21 @@ SPLITS = {"train": 2000, "dev": 200, "test": 200}
 
 
 def eligible_tasks() -> list[str]:
-    """reasoning-gym tasks a 135M model can answer in a few tokens, none this repository uses."""
+    """reasoning-gym tasks with one right answer (verified by exact match) that a 135M model can
+    answer in a few tokens, none this repository uses."""
     import reasoning_gym
+    from reasoning_gym.dataset import ProceduralDataset
     from reasoning_gym.factory import DATASETS
 
     names = []
     for name in sorted(set(DATASETS) - USED_HERE):
         try:
-            sample = [reasoning_gym.create_dataset(name, size=20, seed=1)[i] for i in range(20)]
+            dataset = reasoning_gym.create_dataset(name, size=20, seed=1)
+            sample = [dataset[i] for i in range(20)]
         except Exception:  # a generator that needs extra configuration or data: not drawable here
             continue
+        if type(dataset).score_answer is not ProceduralDataset.score_answer:
+            continue  # a verifier of its own: several answers may be right, which exact matching misjudges
         questions = sorted(len(entry["question"]) for entry in sample)
         if questions[len(questions) // 2] <= 600 and max(len(str(entry["answer"])) for entry in sample) <= 24:
             names.append(name)

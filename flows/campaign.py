@@ -82,7 +82,7 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
     literature = survey_literature(
         LiteratureRequest(query=benchmark.literature_query, cache_dir=workspace.literature_dir)
     )
-    data = discover_data(config, literature.hints, checked.data)  # + the datasets the literature names
+    data = discover_data(config, literature.hints, checked.data, checked.tokens)  # + the literature's datasets
 
     evaluator = pin_evaluator(workspace.root, benchmark)  # a changed evaluator or test set is refused
     # One vLLM server through the whole campaign (each iteration's model is put on it in place);

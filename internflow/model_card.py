@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from internflow.markdown import cell, code, table
 from internflow.schemas import CampaignReport, EvalResult, FailedIteration, IterationResult, Paper, TrainResult
@@ -54,9 +54,7 @@ def plot_learning_curve(result: TrainResult, title: str, path: Path) -> Path:
             reward_axis.set_ylabel("mean reward", color="tab:orange")
         loss_axis.set_title(title, fontsize=10)
         loss_axis.grid(alpha=0.3)
-        figure.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, format="png")
+        _save_png(figure, path)
     finally:
         plt.close(figure)
     return path
@@ -115,12 +113,16 @@ def plot_campaign_progress(
         axis.set_title(title, fontsize=9)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8, loc="best")
-        figure.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, format="png")
+        _save_png(figure, path)
     finally:
         plt.close(figure)
     return path
+
+
+def _save_png(figure: Any, path: Path) -> None:
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
 
 
 def _best_before(history: list[IterationResult], baseline: float) -> IterationResult | None:

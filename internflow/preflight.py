@@ -26,6 +26,7 @@ class Preflight(BaseModel):
     base_model: str
     base_fingerprint: str
     data: DataPlan
+    tokens: tuple[str, int] | None = None  # (base model, the recipe's max_length): what data was measured in
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -52,7 +53,7 @@ def preflight(config: CampaignConfig) -> Preflight:
     if config.select_on == "dev":
         try:
             benchmark.load("dev")
-        except ValueError:
+        except (ValueError, RuntimeError):
             raise ValueError(
                 f"select_on: {benchmark.name!r} has no dev split to choose iterations on (no validation split, "
                 "no dev_data, and too little train_data to hold some out); add dev_data: to the task spec, or "
@@ -61,10 +62,19 @@ def preflight(config: CampaignConfig) -> Preflight:
     validate_catalog(benchmark.name)  # a corrupt catalog file is named before anything is spent
     get_planner(config)
     recipe_method = config.recipe.partition("/")[0]
-    workspace = Workspace.open(config.workspace)
-    data = select_training_data(benchmark, config, data_paths(config, workspace), workspace.data_dir, recipe_method)
-    load_recipe(config.model, config.recipe, data.default_datasets)
-    base_model = resolve_model(config.model)  # last: the only check that may download
+    max_length = load_recipe(config.model, config.recipe, ("any",)).max_length  # the recipe's, whatever its data
+    base_model = resolve_model(config.model)  # the only check that may download: before the data is vetted in it
     check_hub_model(base_model)  # a Hub id this machine cannot get is refused now, not after minutes
     load_chat_tokenizer(base_model)  # a base model without a chat template is refused, with the fix
-    return Preflight(base_model=base_model, base_fingerprint=model_fingerprint(base_model), data=data)
+    workspace = Workspace.open(config.workspace)
+    data = select_training_data(
+        benchmark, config, data_paths(config, workspace), workspace.data_dir, recipe_method,
+        tokens=(base_model, max_length),  # rows too long for the recipe in this model's tokens are not usable
+    )  # fmt: skip
+    load_recipe(config.model, config.recipe, data.default_datasets)
+    return Preflight(
+        base_model=base_model,
+        base_fingerprint=model_fingerprint(base_model),
+        data=data,
+        tokens=(base_model, max_length),
+    )

@@ -532,6 +532,13 @@ class ServedModel(_Frozen):
         description="Evaluate LoRA runs by hot-loading their adapters (fast on GPU); otherwise every model is "
         "evaluated by reloading its weights into the server in place (vLLM's CPU LoRA kernels are slow).",
     )
+    dtype: str | None = Field(None, description="Its --dtype: a model that needs a server of its own gets the same.")
+    reload_updates_tied_head: bool = Field(
+        True,
+        description="An in-place reload also updates an output layer tied to the embeddings.  vLLM's CPU build "
+        "keeps the old one (its repacked copy of the head is not rebuilt), so there a model whose tied embeddings "
+        "changed is evaluated on a server of its own.",
+    )
     reload_weights: bool = Field(
         True, description="Other models' weights may be reloaded into it in place (our own servers, not a user's)."
     )

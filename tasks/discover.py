@@ -54,9 +54,12 @@ def data_candidates_markdown(plan: DataPlan) -> str:
 
 
 @task(name="discover-data", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
-def discover_data(config: CampaignConfig, hints: tuple[Hint, ...], preflight_plan: DataPlan) -> DataPlan:
+def discover_data(
+    config: CampaignConfig, hints: tuple[Hint, ...], preflight_plan: DataPlan, tokens: tuple[str, int] | None = None
+) -> DataPlan:
     """The campaign's training data, with the literature's dataset names searched too.  When the
-    hints name no dataset, or searching them fails, preflight's vetted plan stands (logged)."""
+    hints name no dataset, or searching them fails, preflight's vetted plan stands (logged).
+    `tokens` (base model, max_length): rows too long to train are not counted, as at preflight."""
     logger = get_run_logger()
     plan = preflight_plan
     if any(h.kind == "dataset" for h in hints):
@@ -65,7 +68,7 @@ def discover_data(config: CampaignConfig, hints: tuple[Hint, ...], preflight_pla
         try:
             plan = select_training_data(
                 benchmark, config, data_paths(config, workspace), workspace.data_dir,
-                config.recipe.partition("/")[0], hints,
+                config.recipe.partition("/")[0], hints, tokens,
             )  # fmt: skip
         except ValueError as error:  # a Hub that failed since preflight: keep what preflight vetted
             logger.warning("discovery with the literature's dataset names failed (%s); using preflight's", error)

@@ -28,7 +28,14 @@ from internflow.diagnostics import load_samples
 from internflow.evaluation.integrity import check_evaluator
 from internflow.evaluation.lighteval_models import InProcessTransformersModel, ServedOpenAIModel
 from internflow.evaluation.lighteval_tasks import dump_samples, run_lighteval
-from internflow.evaluation.server import EvalServerError, VLLMServer, load_adapter, load_weights, served_model_name
+from internflow.evaluation.server import (
+    EvalServerError,
+    ServerSettings,
+    VLLMServer,
+    load_adapter,
+    load_weights,
+    served_model_name,
+)
 from internflow.markdown import cell, code, table
 from internflow.models import load_chat_tokenizer, model_content_fingerprint
 from internflow.schemas import EvalBackend, EvalResult, ServedModel
@@ -138,7 +145,9 @@ def _answering_model(
     if served is not None:
         yield ServedOpenAIModel(served, tokenizer, cache_dir)
         return
-    with VLLMServer(model_path, log_dir) as own:
+    # Scored in the campaign server's dtype: a campaign compares its models in one numeric precision.
+    settings = ServerSettings(dtype=server.dtype) if server is not None and server.dtype else None
+    with VLLMServer(model_path, log_dir, settings) as own:
         yield ServedOpenAIModel(own.served(), tokenizer, cache_dir)
 
 

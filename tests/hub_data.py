@@ -46,8 +46,10 @@ def _gsm8k_rows(items: tuple[dict[str, str], ...]) -> list[dict[str, Any]]:
 def hub_repos(test_size: int = 200, train_size: int = 300) -> list[HubRepo]:
     test = gsm_items(1001, test_size)
     test_questions = {i["question"] for i in test}
-    fresh = [i for i in gsm_items(2002, train_size * 5) if i["question"] not in test_questions]
-    own, style, math, chat, mixed = (tuple(fresh[k * train_size : (k + 1) * train_size]) for k in range(5))
+    fresh = [i for i in gsm_items(2002, train_size * 8) if i["question"] not in test_questions]
+    # The target's own training split is the largest: its dev split (200 items) is carved from it.
+    own = tuple(fresh[: train_size + 200])
+    style, math, chat, mixed = (tuple(fresh[(k + 1) * train_size + 200 : (k + 2) * train_size + 200]) for k in range(4))
     math_rows = [
         {
             "problem": i["question"],

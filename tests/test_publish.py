@@ -110,7 +110,7 @@ def test_campaign_log_has_one_line_per_decision_and_its_final_state_states_the_r
         "iteration 2 proposed by ",
         "iteration 2: ",
         "stop: iteration budget spent (2 of 2)",
-        "final model on the whole test split: ",
+        "test split: ",
     ]
     decisions = [line for line in flow_lines if line.startswith(tuple(expected))]
     assert [next(e for e in expected if line.startswith(e)) for line in decisions] == expected, flow_lines

@@ -26,7 +26,7 @@ def gsm_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.tiny_model import build_tiny_model
 
     corpus = [i["question"] + " " + i["answer"] for i in gsm_items(2002, 600)]
-    return build_tiny_model(tmp_path_factory.mktemp("gsm-model"), corpus=corpus, max_positions=2048)
+    return build_tiny_model(tmp_path_factory.mktemp("gsm-model"), corpus=corpus, max_positions=2048, vocab_size=4096)
 
 
 def _run(args: list[str], workspace: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -56,7 +56,7 @@ def test_run_gsm8k_discovers_vets_and_trains_on_hub_datasets(
     assert used and all(name.startswith("hub:") for name in used)
     assert "hub:example/gsm8k-contaminated:default@train" not in used
     assert report["baseline"]["n"] == 200 and len(report["iterations"]) == 2
-    assert "best:" in done.stdout and "gsm8k leaderboard" in done.stdout
+    assert "best on dev:" in done.stdout and "gsm8k leaderboard" in done.stdout and "test split:" in done.stdout
     candidates = json.loads(next((tmp_path / "data").glob("discovery-gsm8k-*.json")).read_text())
     states = {s["id"]: s["status"] for s in candidates["sources"]}
     assert states["hub:example/gsm8k-gated@train"] == "gated"
@@ -69,11 +69,13 @@ def _parity_spec(folder: Path, train: bool) -> Path:
     test, train_rows = rows[::10], [r for i, r in enumerate(rows) if i % 10]
     (folder / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_rows))
+    dev = [{"n": n, "parity": "even" if n % 2 == 0 else "odd"} for n in range(2000, 2060)]
+    (folder / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in dev))
     spec = folder / "parity.yaml"
     spec.write_text(
         "name: parity\ndata: test.jsonl\nprompt_template: 'Is {n} even or odd? Answer with one word.'\n"
         "answer_field: parity\nextraction: regex:(even|odd)\nmetric: exact\nmax_new_tokens: 4\n"
-        "description: parity of integers\n" + ("train_data: train.jsonl\n" if train else "")
+        "description: parity of integers\n" + ("train_data: train.jsonl\n" if train else "dev_data: dev.jsonl\n")
     )
     return spec
 

@@ -169,6 +169,30 @@ def test_a_fine_tune_is_evaluated_on_the_running_server(
     assert [r["output"] for r in _rows(again)] == [r["output"] for r in _rows(base)]
 
 
+def test_a_fine_tune_whose_tied_embeddings_changed_is_scored_as_itself_not_with_the_old_output_layer(
+    prefect_harness, tiny_server: VLLMServer, tiny_model: Path, tmp_path: Path
+) -> None:
+    """Regression: vLLM's CPU build reloads embeddings in place but keeps the old tied output layer,
+    so a full fine-tune of a tied model (SmolLM2) was scored as neither itself nor the base model."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tasks.evaluate import campaign_server_for
+
+    torch.manual_seed(11)
+    tuned = AutoModelForCausalLM.from_pretrained(tiny_model)
+    assert tuned.config.tie_word_embeddings
+    with torch.no_grad():  # what a full fine-tune does to a tied model: its embeddings (= its head) move
+        tuned.get_input_embeddings().weight.add_(0.5 * torch.randn_like(tuned.get_input_embeddings().weight))
+    tuned.save_pretrained(tmp_path / "tuned")
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(tmp_path / "tuned")
+
+    assert campaign_server_for(tiny_server.served(), str(tmp_path / "tuned"), "tuned", None) is None
+    served = _evaluate(str(tmp_path / "tuned"), "tuned", tmp_path, "vllm", tiny_server.served())
+    in_process = _evaluate(str(tmp_path / "tuned"), "tuned", tmp_path, "transformers", None)
+    assert [r["output"] for r in _rows(served)] == [r["output"] for r in _rows(in_process)]
+
+
 def test_a_server_that_cannot_start_says_why_and_leaves_no_process(tiny_model: Path, tmp_path: Path) -> None:
     broken = _copy_model(tiny_model, tmp_path / "broken-model")
     (broken / "model.safetensors").write_bytes(b"not safetensors")

@@ -11,7 +11,9 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_model(folder: Path, corpus: list[str] | None = None, max_positions: int = 512) -> Path:
+def build_tiny_model(
+    folder: Path, corpus: list[str] | None = None, max_positions: int = 512, vocab_size: int = 512
+) -> Path:
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -26,7 +28,7 @@ def build_tiny_model(folder: Path, corpus: list[str] | None = None, max_position
     tokenizer.train_from_iterator(
         corpus,
         trainers.BpeTrainer(
-            vocab_size=512, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+            vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
         ),
     )
     from tokenizers import decoders

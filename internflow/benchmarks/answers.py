@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 
 __all__ = [
+    "last_boxed",
     "LETTERS",
     "MAX_CHOICES",
     "UnreadableAnswerError",
@@ -51,7 +52,7 @@ _TRAILING = re.compile(r"[\s.,;:!?)\]}$]+$")
 _LEADING = re.compile(r"^[\s(\[{$]+")
 
 
-def _boxed(text: str) -> str | None:
+def last_boxed(text: str) -> str | None:
     """The contents of the last `\\boxed{…}` (nested braces allowed), or None."""
     start = text.rfind("\\boxed{")
     if start < 0:
@@ -83,7 +84,7 @@ def extract_number(output: str) -> str | None:
 
     In order: the last `\\boxed{}`, a worked answer's `#### N`, the last 'answer is N' /
     'answer: N', else the last number in the text."""
-    boxed = _boxed(output)
+    boxed = last_boxed(output)
     if boxed is not None:
         found = _NUMBER.findall(boxed)
         if found:
@@ -107,7 +108,7 @@ def read_number(reference: object) -> str | None:
     text = str(reference)
     if "####" in text:
         text = text.rsplit("####", 1)[1]
-    boxed = _boxed(text)
+    boxed = last_boxed(text)
     if boxed is not None:
         text = boxed
     text = _LEADING.sub("", _TRAILING.sub("", _MARKUP.sub("", text)))
@@ -143,7 +144,7 @@ def choice_extractor(n_choices: int = 4) -> Callable[[str], str | None]:
     def extract_choice(output: str) -> str | None:
         """The option letter a model gave, or None: 'answer is C', '**B**', '(C)', a bare letter."""
         text = output
-        boxed = _boxed(text)
+        boxed = last_boxed(text)
         if boxed is not None:
             text = boxed
         text = _MARKUP.sub("", text).strip()

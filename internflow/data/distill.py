@@ -187,6 +187,8 @@ class TransformersSampler:
     ) -> list[list[Sample]]:
         import torch
 
+        from internflow.evaluation.lighteval_models import left_padded
+
         ids = _chat_ids(self.tokenizer, prompts)
         pad = self.tokenizer.pad_token_id
         eos = self.model.generation_config.eos_token_id
@@ -195,10 +197,8 @@ class TransformersSampler:
         found: list[list[Sample]] = []
         for start in range(0, len(ids), _TRANSFORMERS_BATCH):
             batch = ids[start : start + _TRANSFORMERS_BATCH]
-            width = max(map(len, batch))
-            # Left padding: every answer starts right after its own prompt.
-            input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in batch])
-            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch])
+            input_ids, mask = left_padded(batch, pad)
+            width = input_ids.shape[1]
             with torch.inference_mode():
                 generated = self.model.generate(  # type: ignore[operator]  # transformers types generate() loosely
                     input_ids=input_ids.to(self.model.device),

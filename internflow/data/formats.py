@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from internflow.benchmarks.answers import last_boxed
 from internflow.catalog import CorruptDatasetError
 from internflow.schemas import ColumnMapping, RowFormat
 
@@ -153,22 +154,8 @@ def final_answer(text: str) -> str | None:
     hashes = _HASHES.search(text)
     if hashes:
         return hashes.group(1).strip()
-    return _last_boxed(text)
-
-
-def _last_boxed(text: str) -> str | None:
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, begin = 0, start + len("\\boxed{")
-    for index in range(begin, len(text)):
-        if text[index] == "{":
-            depth += 1
-        elif text[index] == "}":
-            if depth == 0:
-                return text[begin:index].strip()
-            depth -= 1
-    return None  # unbalanced: no stated answer
+    boxed = last_boxed(text)
+    return None if boxed is None else boxed.strip()
 
 
 def _sharegpt(value: Any) -> Any:

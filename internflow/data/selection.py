@@ -13,7 +13,7 @@ from pathlib import Path
 
 from internflow.benchmarks import Benchmark
 from internflow.data.candidates import DiscoveryOptions, discover
-from internflow.data.vetting import DataPaths, screen_sources
+from internflow.data.vetting import DataPaths, TokenBudget, screen_sources
 from internflow.schemas import CampaignConfig, DataPlan, DatasetCheck, DataSource, Hint
 
 __all__ = ["NoTrainingDataError", "select_training_data"]
@@ -32,9 +32,11 @@ def select_training_data(
     cache_dir: Path,
     recipe_method: str,
     hints: Iterable[Hint] = (),
+    tokens: TokenBudget | None = None,
 ) -> DataPlan:
-    """Discover, vet and rank training data for `benchmark`.  `NoTrainingDataError` when nothing
-    usable is left, naming the target, what was searched and what happened to each candidate."""
+    """Discover, vet and rank training data for `benchmark`.  `tokens` (the base model, the recipe's
+    max_length): rows too long to train are not counted as usable.  `NoTrainingDataError` when
+    nothing usable is left, naming the target, what was searched and what happened to each candidate."""
     options = DiscoveryOptions(
         named=tuple(config.datasets) + benchmark.named_datasets,
         mappings=config.column_mappings,
@@ -42,7 +44,7 @@ def select_training_data(
     )
     report = discover(benchmark, cache_dir, hints, options)
     candidates = list(report.usable())
-    checks = screen_sources(candidates, benchmark, paths, METHODS)
+    checks = screen_sources(candidates, benchmark, paths, METHODS, tokens=tokens)
     by_method = {
         method: tuple(s.id for s in candidates if not checks[s.id][method].blocked and checks[s.id][method].rows_kept)
         for method in METHODS

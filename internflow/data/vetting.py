@@ -43,6 +43,7 @@ from internflow.training.data_check import needed_columns
 __all__ = [
     "DataPaths",
     "SourceCheck",
+    "TokenBudget",
     "dev_index",
     "eval_index",
     "mix_shares",
@@ -282,10 +283,12 @@ def screen_sources(
     quality: QualityConfig | None = None,
     decontamination: DecontaminationConfig | None = None,
     reward_funcs: tuple[str, ...] = DEFAULT_REWARDS,
+    tokens: TokenBudget | None = None,
 ) -> dict[str, dict[str, DatasetCheck]]:
     """source id → method → the gate's and quality checks' verdict, reading each source once and
     writing nothing but the Hub rows cache.  For GRPO (with rewards that judge an answer) a source
-    whose rows carry no readable reference answer keeps no rows."""
+    whose rows carry no readable reference answer keeps no rows; with `tokens` (model, max_length),
+    rows over the recipe's length in that model's tokens are not counted as kept."""
     gate, held_out = eval_index(benchmark, decontamination), dev_index(benchmark, decontamination)
     verdicts: dict[str, dict[str, DatasetCheck]] = {}
     for source in sources:
@@ -298,7 +301,7 @@ def screen_sources(
         verdicts[source.id] = {
             method: _check(
                 source, rows, path, sha256, method, gate, quality or QualityConfig(), benchmark, reward_funcs,
-                dev=held_out, read=read,
+                tokens, dev=held_out, read=read,
             ).check
             for method in methods
         }  # fmt: skip

@@ -53,6 +53,17 @@ def chat_prompt_ids(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
     return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
+def left_padded(prompts: list[list[int]], pad: int) -> tuple[Any, Any]:
+    """(input_ids, attention_mask) tensors of a batch padded on the left, so every answer a
+    decoder-only model generates starts right after its own prompt."""
+    import torch
+
+    width = max(map(len, prompts))
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    return ids, mask
+
+
 def _up_to_eos(tokens: list[int], eos: set[int]) -> list[int]:
     """The answer through its end-of-sequence token: what follows is padding."""
     for position, token in enumerate(tokens):
@@ -219,10 +230,8 @@ class InProcessTransformersModel(_ChatGenerativeModel):
         eos = set(eos if isinstance(eos, list) else [eos])
         answers: list[list[int]] = [[] for _ in prompts]
         for batch, new_tokens in self._batches(prompts, max_new_tokens):
-            width = max(len(prompts[i]) for i in batch)
-            # Left padding: every answer starts right after its own prompt.
-            ids = torch.tensor([[pad] * (width - len(prompts[i])) + prompts[i] for i in batch])
-            mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in batch])
+            ids, mask = left_padded([prompts[i] for i in batch], pad)
+            width = ids.shape[1]
             with torch.inference_mode():
                 generated = self.model.generate(  # type: ignore[operator]  # transformers types generate() loosely
                     input_ids=ids.to(self.model.device),

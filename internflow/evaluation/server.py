@@ -225,8 +225,14 @@ class VLLMServer:
         # On CPU vLLM applies LoRA by gathering each token's adapter weights (measured 8x slower than
         # the plain model for a rank-8 adapter on SmolLM2), while a weight reload takes well under a
         # second: there every model is evaluated by reloading its weights.  GPUs have fast LoRA kernels.
+        on_gpu = _on_gpu()
         return ServedModel(
-            base_url=self.base_url, model=SERVED_NAME, model_path=self.model_path, hot_load_adapters=_on_gpu()
+            base_url=self.base_url,
+            model=SERVED_NAME,
+            model_path=self.model_path,
+            hot_load_adapters=on_gpu,
+            reload_updates_tied_head=on_gpu,
+            dtype=self.dtype,
         )
 
 
@@ -252,10 +258,40 @@ def load_adapter(server: ServedModel, name: str, adapter_path: str) -> ServedMod
     return server.model_copy(update={"model": name})
 
 
+def tied_embeddings_changed(base_path: str, model_path: str) -> bool:
+    """Whether `model_path` ties its output layer to its embeddings and its embeddings differ from
+    `base_path`'s (a full fine-tune; a merged LoRA adapter leaves them as they were)."""
+    import json
+
+    import torch
+    from safetensors import safe_open
+
+    config = json.loads((Path(model_path) / "config.json").read_text())
+    if not config.get("tie_word_embeddings", False):
+        return False
+
+    def embeddings(folder: str) -> torch.Tensor | None:
+        for file in sorted(Path(folder).glob("*.safetensors")):
+            with safe_open(str(file), framework="pt") as weights:
+                name = next((k for k in weights.keys() if k.endswith("embed_tokens.weight")), None)  # noqa: SIM118
+                if name is not None:
+                    return weights.get_tensor(name)
+        return None
+
+    base, tuned = embeddings(base_path), embeddings(model_path)
+    return base is None or tuned is None or not torch.equal(base, tuned)
+
+
 def load_weights(server: ServedModel, model_path: str) -> ServedModel:
     """Reload the running server's weights in place from `model_path` (a fine-tune of the model it
     serves: same architecture and shapes), and drop its prefix cache, whose keys and values were
-    computed with the old weights.  Needs the server's dev endpoints (VLLM_SERVER_DEV_MODE=1)."""
+    computed with the old weights.  Needs the server's dev endpoints (VLLM_SERVER_DEV_MODE=1).
+    `EvalServerError` when a reload would leave a tied output layer stale (vLLM's CPU build)."""
+    if not server.reload_updates_tied_head and tied_embeddings_changed(server.model_path, model_path):
+        raise EvalServerError(
+            f"{model_path} ties its output layer to embeddings that training changed, and an in-place reload on "
+            "this vLLM build keeps the old output layer"
+        )
     root = server.base_url.rstrip("/").removesuffix("/v1")
     calls: tuple[tuple[str, dict[str, Any] | None], ...] = (
         ("collective_rpc", {"method": "reload_weights", "kwargs": {"weights_path": model_path}}),
