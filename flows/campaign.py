@@ -21,6 +21,8 @@ from internflow.benchmarks import get_benchmark
 from internflow.evaluation.integrity import pin_evaluator
 from internflow.ledger import CampaignLedger
 from internflow.preflight import Preflight, preflight
+from internflow.resume import one_campaign_per_workspace, resume, unfinished_record
+from internflow.retention import DiskBudget
 from internflow.schemas import CampaignConfig, CampaignReport, IterationParams, LiteratureRequest, NoProposal
 from internflow.workspace import Workspace
 from tasks.discover import discover_data
@@ -36,16 +38,18 @@ __all__ = ["campaign"]
 @flow(name="campaign", flow_run_name="campaign-{config.benchmark}")
 def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # noqa: B008 (Prefect form default)
     workspace = Workspace.open(config.workspace)
-    checked = preflight(config)  # refuse bad input (and a target with no usable data) before spending anything
-    started, progress = time.monotonic(), _Progress()
-    try:
-        return _run(config, workspace, checked, progress)
-    except Exception as error:
-        # Past preflight a failure still leaves report.json: the record so far and what ended it.
-        so_far = progress.ledger.report("failed", str(flow_run.id)) if progress.ledger else None
-        elapsed = time.monotonic() - started
-        publish_failure(error, workspace.report_json, config, elapsed, so_far, str(flow_run.id))
-        raise
+    # One campaign per workspace (a second is refused); the runs a killed one left "Running" become Crashed.
+    with one_campaign_per_workspace(workspace.root):
+        checked = preflight(config)  # refuse bad input (and a target with no usable data) before spending anything
+        started, progress = time.monotonic(), _Progress()
+        try:
+            return _run(config, workspace, checked, progress)
+        except Exception as error:
+            # Past preflight a failure still leaves report.json: the record so far and what ended it.
+            so_far = progress.ledger.report("failed", str(flow_run.id)) if progress.ledger else None
+            elapsed = time.monotonic() - started
+            publish_failure(error, workspace.report_json, config, elapsed, so_far, str(flow_run.id))
+            raise
 
 
 def _score_on_test(ledger: CampaignLedger, evaluate: Any, shared: dict[str, Any]) -> None:
@@ -104,6 +108,9 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
             data, dev_source=benchmark.dev_source if config.select_on == "dev" else "the test split (optimistic)",
         )  # fmt: skip
         progress.ledger = ledger
+        resume(ledger, unfinished_record(workspace.report_json, config))  # a killed campaign goes on from its record
+        publish_report(ledger.report("running", str(flow_run.id)), workspace.report_json)
+        disk = DiskBudget(workspace, checked.base_model, config.keep_last_models)
 
         def out_of_budget(next_params: IterationParams | None = None) -> str | None:
             estimate = estimate_iteration_seconds(next_params, ledger.history) if next_params else None
@@ -124,7 +131,7 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
                 reason = f"planner: {proposal.reason}"
                 break
             log.info(narration.proposal_line(ledger.done + 1, proposal))
-            if reason := out_of_budget(proposal.params):
+            if reason := out_of_budget(proposal.params) or disk.before_iteration():
                 withdraw_proposal(ledger.done + 1, proposal, reason)
                 break
             approval = request_approval(proposal, estimate_iteration_seconds(proposal.params, ledger.history), config)
@@ -140,6 +147,8 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
             ledger.record(proposal, outcome)
             log.info(narration.outcome_line(ledger.latest(), ledger.best()))
             publish_report(ledger.report("running", str(flow_run.id)), workspace.report_json)
+            if reason := disk.after_iteration(ledger):  # retention; a full disk stops the campaign
+                break
         log.info("stop: %s", reason)
 
         _score_on_test(ledger, evaluate_here, on_this_campaign)

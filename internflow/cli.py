@@ -122,14 +122,18 @@ def run(
     except ValidationError as error:
         raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())) from None
 
+    from internflow.prefect_server import TemporaryServer
     from internflow.workspace import Workspace, WorkspaceError
+    from internflow.workspace_lock import WorkspaceBusy, claim_workspace
 
     try:
         ws = Workspace.open(config.workspace)
-    except WorkspaceError as error:
+        claim_workspace(ws.root, "campaign")  # one writer per workspace, held until this command exits
+    except (WorkspaceError, WorkspaceBusy) as error:
         raise _fail(str(error)) from None
     # Before prefect/trackio/datasets are imported: they read these once, at import.
     os.environ.update(ws.process_env())
+    server = TemporaryServer.reserve()  # the run history's API, started below; it dies with this command
 
     from internflow.preflight import preflight
 
@@ -139,6 +143,8 @@ def run(
     except ValueError as error:
         raise _fail(str(error)) from None
 
+    if server is not None:
+        server.start(ws.logs_dir)
     from flows.campaign import campaign
 
     _one_line_failures_on_the_console()
@@ -262,16 +268,20 @@ def evaluate(
 ) -> None:
     """Score a model on a benchmark without training: accuracy with n and its 95% CI; every sample in
     the workspace and, worst first, in the `evaluation` artifact."""
+    from internflow.prefect_server import TemporaryServer
     from internflow.workspace import Workspace, WorkspaceError
+    from internflow.workspace_lock import WorkspaceBusy, claim_workspace
 
     if eval_backend not in ("vllm", "transformers"):
         raise _fail(f"eval_backend: expected 'vllm' or 'transformers', got {eval_backend!r}")
     backend: EvalBackend = "vllm" if eval_backend == "vllm" else "transformers"
     try:
         ws = Workspace.open(workspace)
-    except WorkspaceError as error:
+        claim_workspace(ws.root, "internflow evaluate")
+    except (WorkspaceError, WorkspaceBusy) as error:
         raise _fail(str(error)) from None
     os.environ.update(ws.process_env())  # before prefect/datasets are imported: they read these once
+    server = TemporaryServer.reserve()
 
     from prefect import flow
 
@@ -288,6 +298,8 @@ def evaluate(
         bench.load("dev" if split == "dev" else "test")
         path = resolve_model(model)
         evaluator = pin_evaluator(ws.root, bench)
+        if server is not None:
+            server.start(ws.logs_dir)
         with eval_server(backend, path, eval_endpoint, ws.logs_dir) as served:
             # In a flow run of its own: the run, its task and the artifact show up in the Prefect UI.
             result = flow(name="evaluate", flow_run_name=f"evaluate-{bench.name}")(
@@ -321,36 +333,37 @@ def train(
     max_steps: Annotated[int | None, typer.Option(help="Override the recipe's max_steps.")] = None,
 ) -> None:
     """Run one recipe directly (no campaign, no Prefect): train and print the typed result."""
-    import hashlib
-
     from pydantic import ValidationError
 
     from agent.planner import load_recipe
     from internflow.benchmarks import UnknownBenchmarkError, get_benchmark
+    from internflow.catalog import read_rows
+    from internflow.models import check_hub_model, model_fingerprint, resolve_model
     from internflow.workspace import Workspace, WorkspaceError
+    from internflow.workspace_lock import WorkspaceBusy, claim_workspace
 
     if not data.is_file():
         raise _fail(f"data: no such file {data.resolve()}")
-    try:
+    try:  # bad rows, model or recipe are refused here, named, before a child process is started
         bench = get_benchmark(benchmark)
         params = load_recipe(model, recipe, bench.default_datasets)
         if max_steps is not None:
             params = params.model_validate(params.model_dump() | {"max_steps": max_steps})
+        rows, sha256 = read_rows(data)  # valid JSONL (UTF-8, one object a line), named by line
+        init_model = resolve_model(model)
+        check_hub_model(init_model)
         ws = Workspace.open(workspace)
-    except (ValueError, UnknownBenchmarkError, WorkspaceError, ValidationError) as error:
+        claim_workspace(ws.root, "internflow train")  # not beside a campaign training into the same folders
+    except (ValueError, UnknownBenchmarkError, WorkspaceError, WorkspaceBusy, ValidationError) as error:
         raise _fail(str(error)) from None
     os.environ.update(ws.process_env())
 
     from internflow.execution import TrainingFailed, get_backend
-    from internflow.models import model_fingerprint, resolve_model
     from internflow.schemas import PreparedDataset
     from internflow.training.data_check import check_training_data
     from tasks.train import build_train_request
 
-    fingerprint = hashlib.sha256(data.read_bytes()).hexdigest()[:16]
-    rows = sum(1 for line in data.open() if line.strip())
-    prepared = PreparedDataset(path=str(data.resolve()), rows=rows, sources=(), fingerprint=fingerprint)
-    init_model = resolve_model(model)
+    prepared = PreparedDataset(path=str(data.resolve()), rows=len(rows), sources=(), fingerprint=sha256[:16])
     request = build_train_request(init_model, model_fingerprint(init_model), prepared, params, ws, benchmark, backend)
     try:
         check_training_data(request)  # the columns the method and its rewards read, before any model loads

@@ -2,30 +2,44 @@
 Semantic Scholar and paper HTML pages.
 
 Each service gets a `requests.Session` whose adapter carries urllib3's `Retry` (backoff on
-connection errors, read timeouts, 429 and 5xx, honouring `Retry-After`), a default timeout on
-every request, and a minimum interval between requests (a per-service rate limit shared by every
-session of that service in the process).  Offline mode is explicit: with `INTERNFLOW_OFFLINE=1`
-(or `HF_HUB_OFFLINE=1`) every request raises `OfflineError` naming the switch, so callers report
-"offline" instead of returning a silent empty result.  Failures past the retries raise
-`ServiceError` with the service, URL and cause.
+connection errors, read timeouts, 429 and 5xx, honouring `Retry-After` up to the policy's
+`max_backoff_s`), a default timeout on every request, and a minimum interval between requests
+(a per-service rate limit shared by every session of that service in the process).  Every call
+has a deadline: no retry starts once `deadline_s` has passed since its first failure, whatever a
+server asks for.  A host that just failed for good is not asked again for `cooldown_s` (a
+circuit breaker per service and host, for the process): its calls fail at once with
+`CircuitOpenError`, so a campaign whose services all hang pays their timeouts once, not once
+per iteration.  Offline mode is explicit: with `INTERNFLOW_OFFLINE=1` (or `HF_HUB_OFFLINE=1`)
+every request raises `OfflineError` naming the switch, so callers report "offline" instead of
+returning a silent empty result.  Failures past the retries raise `ServiceError` with the
+service, URL and cause.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
+
+if TYPE_CHECKING:
+    from urllib3.connectionpool import ConnectionPool
+    from urllib3.response import BaseHTTPResponse
 
 __all__ = [
     "OFFLINE_SWITCHES",
     "SERVICES",
+    "CircuitOpenError",
     "OfflineError",
     "ServiceError",
     "ServicePolicy",
@@ -36,6 +50,7 @@ __all__ = [
     "retry_transient",
     "offline_reason",
     "policy_for",
+    "record_outcome",
     "session_for",
 ]
 
@@ -57,6 +72,10 @@ class ServiceError(RuntimeError):
         self.service, self.url, self.cause, self.status = service, url, cause, status
 
 
+class CircuitOpenError(ServiceError):
+    """Not sent: the service's host failed for good a moment ago (see `ServicePolicy.cooldown_s`)."""
+
+
 @dataclass(frozen=True)
 class ServicePolicy:
     """How politely and how persistently to talk to one service."""
@@ -67,7 +86,9 @@ class ServicePolicy:
     timeout_s: float = 10.0  # connect and read timeout of each try
     retries: int = 3  # tries after the first, on connection errors, read timeouts, 429 and 5xx
     backoff_s: float = 0.5  # urllib3 backoff factor: waits 0.5, 1, 2 ... s (Retry-After wins)
-    max_backoff_s: float = 30.0
+    max_backoff_s: float = 30.0  # the longest wait between tries, a server's Retry-After included
+    deadline_s: float = 60.0  # no retry starts later than this after a call's first failure
+    cooldown_s: float = 600.0  # a host that failed for good is not asked again for this long
 
 
 # Intervals follow each service's published guidance: arXiv asks for 3 s between calls; Semantic
@@ -144,6 +165,78 @@ class _RateLimiter:
             time.sleep(delay)
 
 
+class _Breaker:
+    """A circuit breaker for one service's host: open for `cooldown_s` after a call failed for good."""
+
+    _by_host: dict[tuple[str, str], _Breaker] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.open_until = 0.0
+        self.failed_at = 0.0
+        self.cause = ""
+
+    @classmethod
+    def of(cls, service: str, url: str) -> _Breaker:
+        with cls._registry_lock:
+            return cls._by_host.setdefault((service, urlsplit(url).netloc), cls())
+
+    def check(self, service: str, url: str) -> None:
+        now = time.monotonic()
+        if now < self.open_until:
+            raise CircuitOpenError(
+                service,
+                url,
+                f"not asked: it failed {now - self.failed_at:.0f} s ago ({self.cause}); "
+                f"asked again in {self.open_until - now:.0f} s",
+            )
+
+
+def record_outcome(service: str, url: str, cause: str | None, cooldown_s: float) -> None:
+    """After a call: `cause` None closes the host's breaker; a cause opens it for `cooldown_s`."""
+    breaker = _Breaker.of(service, url)
+    if cause is None:
+        breaker.open_until = 0.0
+        return
+    breaker.failed_at = time.monotonic()
+    breaker.open_until, breaker.cause = breaker.failed_at + cooldown_s, cause[:200]
+
+
+class _DeadlineRetry(Retry):
+    """urllib3's Retry that starts no try once `deadline_s` has passed since the call's first
+    failure (counting the wait before the next try): a server's Retry-After, however long, and
+    the backoff cannot hold a call longer than the deadline plus one try's timeout."""
+
+    def __init__(self, *args: Any, deadline_s: float = math.inf, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline_s = deadline_s
+        self.first_failure: float | None = None
+
+    def new(self, **kw: Any) -> Self:
+        retry = super().new(**kw)
+        retry.deadline_s, retry.first_failure = self.deadline_s, self.first_failure
+        return retry
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        now = time.monotonic()
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        retry.first_failure = self.first_failure if self.first_failure is not None else now
+        wait = (retry.get_retry_after(response) if response is not None else None) or retry.get_backoff_time()
+        if now + wait - retry.first_failure > self.deadline_s:
+            spent = now - retry.first_failure
+            reason = ResponseError(f"deadline: no retry {spent:.1f} s after the first failure ({self.deadline_s:g} s)")
+            raise MaxRetryError(_pool, url or "", reason) from reason  # type: ignore[arg-type]
+        return retry
+
+
 class ServiceSession(requests.Session):
     """A session for one service: timeout by default, retries in the adapter, rate limited,
     refusing to send anything in offline mode."""
@@ -151,7 +244,8 @@ class ServiceSession(requests.Session):
     def __init__(self, policy: ServicePolicy) -> None:
         super().__init__()
         self.policy = policy
-        retry = Retry(
+        retry = _DeadlineRetry(
+            deadline_s=policy.deadline_s,
             total=policy.retries,
             connect=policy.retries,
             read=policy.retries,
@@ -159,6 +253,7 @@ class ServiceSession(requests.Session):
             other=0,
             backoff_factor=policy.backoff_s,
             backoff_max=policy.max_backoff_s,
+            retry_after_max=max(0, math.ceil(policy.max_backoff_s)),  # a server asking for 45 s gets 30
             status_forcelist=RETRY_STATUSES,
             allowed_methods=frozenset({"GET", "HEAD"}),
             respect_retry_after_header=True,
@@ -176,6 +271,7 @@ class ServiceSession(requests.Session):
         reason = offline_reason(self.policy.name)
         if reason:
             raise OfflineError(f"{self.policy.name}: {reason}; no request sent to {url!r}")
+        _Breaker.of(self.policy.name, str(url)).check(self.policy.name, str(url))
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.policy.timeout_s
         self._limiter.wait(self.policy.min_interval_s)
@@ -201,18 +297,31 @@ def get_json(session: ServiceSession, path: str, params: dict[str, Any] | None =
 def get(session: ServiceSession, path: str, params: dict[str, Any] | None = None) -> requests.Response:
     """GET with the session's retries; a final error status or a dead connection → `ServiceError`."""
     url = session.url(path) if not path.startswith(("http://", "https://")) else path
-    name = session.policy.name
+    name, policy = session.policy.name, session.policy
     try:
         response = session.get(url, params=params)
     except requests.exceptions.RetryError as error:  # statuses retried to the end (raise_on_status=False aside)
-        raise ServiceError(name, url, f"gave up after {session.policy.retries + 1} tries: {_cause(error)}") from error
+        failure = ServiceError(name, url, f"gave up{_after(policy, error)}: {_cause(error)}")
+        record_outcome(name, url, failure.cause, policy.cooldown_s)
+        raise failure from error
     except requests.RequestException as error:
-        tries = session.policy.retries + 1
-        raise ServiceError(name, url, f"{type(error).__name__} after {tries} tries: {_cause(error)}") from error
+        failure = ServiceError(name, url, f"{type(error).__name__}{_after(policy, error)}: {_cause(error)}")
+        record_outcome(name, url, failure.cause, policy.cooldown_s)
+        raise failure from error
+    if response.status_code in RETRY_STATUSES:  # still failing after the retries: the host is unwell
+        tries = len(getattr(getattr(response.raw, "retries", None), "history", ())) + 1
+        cause = f"HTTP {response.status_code} after {tries} tries"
+        record_outcome(name, url, cause, policy.cooldown_s)
+        raise ServiceError(name, response.url, cause, response.status_code)
+    record_outcome(name, url, None, policy.cooldown_s)  # it answered (a 404 is an answer too)
     if response.status_code >= 400:
-        retried = f" after {session.policy.retries + 1} tries" if response.status_code in RETRY_STATUSES else ""
-        raise ServiceError(name, response.url, f"HTTP {response.status_code}{retried}", response.status_code)
+        raise ServiceError(name, response.url, f"HTTP {response.status_code}", response.status_code)
     return response
+
+
+def _after(policy: ServicePolicy, error: Exception) -> str:
+    """' after N tries', unless the deadline stopped the retries first (the cause then says so)."""
+    return "" if _cause(error).startswith("deadline:") else f" after {policy.retries + 1} tries"
 
 
 def _cause(error: Exception) -> str:

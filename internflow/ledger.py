@@ -55,6 +55,7 @@ class CampaignLedger:
     started: float = field(default_factory=time.monotonic)
     history: list[IterationResult] = field(default_factory=list)
     failures: list[FailedIteration] = field(default_factory=list)
+    resumed_from: tuple[str, ...] = ()  # killed runs of this campaign whose record it continues
 
     @property
     def done(self) -> int:
@@ -152,6 +153,7 @@ class CampaignLedger:
             stop_reason=stop_reason,
             elapsed_s=self.elapsed_s,
             flow_run_id=flow_run_id,
+            resumed_from=self.resumed_from,
             selected_on=self.config.select_on,
             dev_source=self.dev_source,
             test_baseline=self.test_baseline,

@@ -9,6 +9,7 @@ build and are not wanted) and materialized once into a plain Hugging Face folder
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -24,10 +25,12 @@ __all__ = [
     "DEFAULT_MODEL",
     "ModelNotFoundError",
     "NoChatTemplateError",
+    "check_hub_model",
     "default_cache_dir",
     "load_chat_tokenizer",
     "load_model_and_tokenizer",
     "materialize_default_model",
+    "model_content_fingerprint",
     "model_fingerprint",
     "resolve_model",
 ]
@@ -65,6 +68,7 @@ def resolve_model(model: str, cache_dir: Path | None = None) -> str:
     if path.exists():
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(f"model: {path} exists but is not a Hugging Face model folder (no config.json)")
+        _check_config(path / "config.json")
         return str(path.resolve())
     looks_like_hub_id = model.count("/") == 1 and not model.startswith((".", "/", "~"))
     if looks_like_hub_id:
@@ -73,6 +77,56 @@ def resolve_model(model: str, cache_dir: Path | None = None) -> str:
         f"model: {model!r} is not the embedded default ({DEFAULT_MODEL!r}), "
         "not an existing local folder, and not a Hub id of the form 'owner/name'"
     )
+
+
+def _check_config(config_file: Path) -> None:
+    """A readable transformers config: a truncated or foreign config.json is refused here, named,
+    rather than failing the campaign's first server start or training run."""
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ModelNotFoundError(f"model: {config_file}:{error.lineno}: not valid JSON ({error.msg})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelNotFoundError(f"model: {config_file}: cannot be read ({error})") from None
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise ModelNotFoundError(f"model: {config_file}: no model_type (expected a transformers model config)")
+
+
+def check_hub_model(model: str) -> None:
+    """For a Hub id: refuse, before anything is spent, a model this machine cannot get.
+
+    A model already in the local Hugging Face cache passes (offline too).  Otherwise offline mode
+    refuses it; online, the Hub is asked about it once (through internflow.http: timeouts,
+    retries and a deadline, so an unreachable Hub costs seconds, not minutes).  Local folders
+    and the embedded default are not Hub ids and pass.
+    """
+    if model == DEFAULT_MODEL or Path(model).expanduser().exists():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    from internflow.http import ServiceError, get, hf_token, offline_reason, session_for
+
+    if isinstance(try_to_load_from_cache(model, "config.json"), str):
+        return
+    if reason := offline_reason("hf-hub"):
+        raise ModelNotFoundError(
+            f"model: {model!r} is a Hub id not in the local Hugging Face cache, and {reason} forbids downloading it"
+        )
+    session = session_for("hf-hub")  # HF_ENDPOINT, when set, moves it
+    if token := hf_token():
+        session.headers["Authorization"] = f"Bearer {token}"
+    try:
+        get(session, f"/api/models/{model}")
+    except ServiceError as error:
+        if error.status in (401, 403, 404):
+            raise ModelNotFoundError(
+                f"model: no model {model!r} on the Hub that this machine may read ({error.cause}; "
+                "a gated or private model needs HF_TOKEN)"
+            ) from None
+        raise ModelNotFoundError(
+            f"model: cannot reach the Hub to get {model!r} ({error.cause}); download it while online "
+            "(it is then read from the cache) or pass a local folder"
+        ) from None
 
 
 def materialize_default_model(cache_dir: Path) -> Path:
@@ -144,6 +198,29 @@ def model_fingerprint(model_path: str) -> str:
             digest.update(str(item.stat().st_size).encode())
             if item.suffix == ".json":
                 digest.update(item.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# (file, size, mtime_ns) → sha256: a model folder is hashed once per process while it is unchanged.
+_CONTENT_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def model_content_fingerprint(model_path: str) -> str:
+    """The sha256 of every file in a model folder (relative names and bytes, sorted; LoRA adapter
+    sub-folders included): what an evaluation scored, so a model retrained into the same folder
+    is a new evaluation.  A Hub id is its own fingerprint.  SmolLM2's 0.5 GB takes ~0.4 s; a file
+    unchanged since (same size and mtime) is not read again in this process."""
+    root = Path(model_path)
+    if not root.is_dir():
+        return model_path
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        stat = path.stat()
+        memo = (str(path), stat.st_size, stat.st_mtime_ns)
+        if memo not in _CONTENT_HASHES:
+            with path.open("rb") as handle:
+                _CONTENT_HASHES[memo] = hashlib.file_digest(handle, "sha256").hexdigest()
+        digest.update(f"{path.relative_to(root).as_posix()}\0{_CONTENT_HASHES[memo]}\n".encode())
     return digest.hexdigest()[:16]
 
 

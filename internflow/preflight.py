@@ -13,7 +13,7 @@ from internflow.benchmarks import get_benchmark
 from internflow.catalog import validate_catalog
 from internflow.data.selection import select_training_data
 from internflow.data.vetting import DataPaths
-from internflow.models import load_chat_tokenizer, model_fingerprint, resolve_model
+from internflow.models import check_hub_model, load_chat_tokenizer, model_fingerprint, resolve_model
 from internflow.schemas import CampaignConfig, DataPlan
 from internflow.workspace import Workspace
 
@@ -64,6 +64,7 @@ def preflight(config: CampaignConfig) -> Preflight:
     recipe_method = config.recipe.partition("/")[0]
     max_length = load_recipe(config.model, config.recipe, ("any",)).max_length  # the recipe's, whatever its data
     base_model = resolve_model(config.model)  # the only check that may download: before the data is vetted in it
+    check_hub_model(base_model)  # a Hub id this machine cannot get is refused now, not after minutes
     load_chat_tokenizer(base_model)  # a base model without a chat template is refused, with the fix
     workspace = Workspace.open(config.workspace)
     data = select_training_data(

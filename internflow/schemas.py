@@ -265,6 +265,12 @@ class CampaignConfig(_Frozen):
 
     hub_datasets: int = Field(4, ge=0, le=50, description="Hub datasets discovery pins and vets at most (best first).")
     data_row_budget: int = Field(20_000, ge=100, description="Rows read from each Hub dataset at most.")
+    keep_last_models: int = Field(
+        2,
+        ge=0,
+        description="Model folders kept besides the best iteration's: those of the last N iterations (older ones, "
+        "and every finished run's optimizer checkpoints, are deleted to bound the disk).",
+    )
     approval_timeout_s: int = Field(3600, ge=1, description="How long a paused run waits for an answer.")
     approval_default: Literal["approve", "reject"] = Field(
         "reject", description="What an unanswered approval becomes after the timeout."
@@ -478,7 +484,7 @@ class TrainRequest(_Frozen):
 class TrainFailure(_Frozen):
     """Why a training run failed, written by the training process for the diagnose stage."""
 
-    kind: Literal["out_of_memory", "error"]
+    kind: Literal["out_of_memory", "disk_full", "error"]
     message: str
     attempts: tuple[str, ...] = Field((), description="Batch settings tried, in order (OOM back-off).")
 
@@ -574,6 +580,7 @@ FindingKind = Literal[
     "length_collapse",
     "regressed_vs_best",
     "out_of_memory",
+    "disk_full",
     "train_failed",
     "stage_failed",
 ]
@@ -721,6 +728,9 @@ class CampaignReport(_Frozen):
         None, description="The best-on-dev model on the test split, scored once after the search (None: no best)."
     )
     failure: str | None = Field(None, description="The error that ended the campaign early, when one did.")
+    resumed_from: tuple[str, ...] = Field(
+        (), description="Flow runs of this campaign killed before they finished, whose record it continued."
+    )
 
     @property
     def optimistic(self) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 from lighteval.models.abstract_model import LightevalModel
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import INPUTS, TASK_SOURCE
+from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 
 from internflow.benchmarks import Benchmark, BenchmarkItem, Split, get_benchmark
 from internflow.diagnostics import load_samples
@@ -37,7 +37,7 @@ from internflow.evaluation.server import (
     served_model_name,
 )
 from internflow.markdown import cell, code, table
-from internflow.models import load_chat_tokenizer
+from internflow.models import load_chat_tokenizer, model_content_fingerprint
 from internflow.schemas import EvalBackend, EvalResult, ServedModel
 
 logger = logging.getLogger(__name__)
@@ -174,10 +174,15 @@ def campaign_server_for(
     return None
 
 
-# The server is where answers come from, not what they are: it stays out of the cache key.
+def _model_content(task_ctx: Any, inputs: dict[str, Any]) -> str:
+    return model_content_fingerprint(inputs["model_path"])
+
+
+# The server is where answers come from, not what they are: it stays out of the cache key.  The
+# model's content is in it: a model retrained into the same folder is evaluated again.
 @task(
     name="evaluate",
-    cache_policy=(INPUTS - "server") + TASK_SOURCE,
+    cache_policy=(INPUTS - "server") + TASK_SOURCE + CachePolicy.from_cache_key_fn(_model_content),
     persist_result=True,
     retries=1,
     retry_delay_seconds=5,

@@ -12,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from internflow.disk import is_disk_full
 from internflow.markdown import code, image
 from internflow.model_card import campaign_report_markdown, model_card_markdown, plot_learning_curve
 from internflow.schemas import CampaignReport, TrainResult
@@ -44,19 +45,27 @@ def publish_campaign(report: CampaignReport, workspace_root: Path) -> Path:
     """The final report (markdown, ~2-minute read) and, with a best model, its card and optional push."""
     markdown = campaign_report_markdown(report)
     path = workspace_root / CAMPAIGN_REPORT
-    path.write_text(markdown)
+    _write(path, markdown)
     create_markdown_artifact(key="campaign-report", markdown=markdown, description="The campaign in two minutes")
     if report.best_iteration is None:
         get_run_logger().info("no iteration beat the baseline: no model card written")
         return path
     card = Path(report.best_model_path) / "README.md"
-    card.write_text(model_card_markdown(report))
-    create_markdown_artifact(
-        key="model-card", markdown=card.read_text(), description=f"Model card of the best model: {card}"
-    )
+    _write(card, model_card := model_card_markdown(report))
+    create_markdown_artifact(key="model-card", markdown=model_card, description=f"Model card of the best model: {card}")
     if report.config.push_to_hub:
         get_run_logger().info(f"pushed the best model to {push_model(report)}")
     return path
+
+
+def _write(path: Path, text: str) -> None:
+    """Write, or on a full disk say so (the artifact still carries the text) rather than fail the campaign."""
+    try:
+        path.write_text(text)
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        get_run_logger().error("%s not written: the disk is full (%s); the artifact has it", path, error)
 
 
 def push_model(report: CampaignReport, api: HfApi | None = None) -> str:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from internflow.disk import is_disk_full
 from internflow.markdown import cell, image
 from internflow.model_card import plot_campaign_progress, progress_series
 from internflow.narration import short_path
@@ -79,8 +80,14 @@ def leaderboard_rows(report: CampaignReport) -> list[dict[str, str]]:
 @task(name="report", cache_policy=NO_CACHE)
 def publish_report(report: CampaignReport, path: Path) -> Path:
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(report.model_dump_json(indent=2))
-    tmp.replace(path)  # atomic: a reader never sees half a report
+    try:
+        tmp.write_text(report.model_dump_json(indent=2))
+        tmp.replace(path)  # atomic: a reader never sees half a report
+    except OSError as error:  # a full disk must not end the campaign: the last report stays
+        if not is_disk_full(error):
+            raise
+        tmp.unlink(missing_ok=True)
+        get_run_logger().error("%s keeps its last version: the disk is full (%s)", path, error)
     create_table_artifact(
         key="leaderboard",
         # Prefect renders each string cell as markdown: a bare "-" would be a list bullet.
@@ -97,7 +104,12 @@ def publish_report(report: CampaignReport, path: Path) -> Path:
             + f". Stop reason: {report.stop_reason}"
         ),
     )
-    _publish_progress(report, path.parent / "reports" / "campaign-progress.png")
+    try:
+        _publish_progress(report, path.parent / "reports" / "campaign-progress.png")
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        get_run_logger().error("the campaign-progress plot is not updated: the disk is full (%s)", error)
     return path
 
 

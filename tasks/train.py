@@ -18,15 +18,17 @@ import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_table_artifact
-from prefect.cache_policies import INPUTS, TASK_SOURCE
+from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 from prefect.concurrency.sync import concurrency
 from prefect.logging import get_run_logger
 
 from internflow.execution import TrainingFailed, get_backend
 from internflow.model_card import trackio_run_url
+from internflow.retention import pruned_count
 from internflow.schemas import IterationParams, PreparedDataset, TrainRequest, TrainResult
 from internflow.workspace import Workspace
 
@@ -65,7 +67,32 @@ def build_train_request(
     )
 
 
-@task(name="train", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, retries=1, retry_delay_seconds=5)
+def _pruned(task_ctx: Any, inputs: dict[str, Any]) -> str | None:
+    """None until the retention policy deletes the run's model; then a new key, so that a cached
+    result never names a deleted model."""
+    count = pruned_count(inputs["request"].checkpoint_dir)
+    return None if count is None else f"pruned-{count}"
+
+
+def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """Not a full disk or memory exhausted at the smallest batch: a retry would fail the same way."""
+    try:
+        state.result()
+    except TrainingFailed as error:
+        return error.failure is None or error.failure.kind == "error"
+    except Exception:
+        return True
+    return True
+
+
+@task(
+    name="train",
+    cache_policy=INPUTS + TASK_SOURCE + CachePolicy.from_cache_key_fn(_pruned),
+    persist_result=True,
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=_worth_retrying,
+)
 def train_model(request: TrainRequest) -> TrainResult:
     logger = get_run_logger()
     backend = get_backend(request.backend)

@@ -101,6 +101,123 @@ def test_evaluate_scores_a_model_on_a_task_spec_without_training(tiny_model: Pat
     assert refused.returncode == 2 and "missing.yaml: cannot read the task spec" in refused.stderr
 
 
+def _one_line(result: subprocess.CompletedProcess[str]) -> str:
+    """A refusal: exit 2 and one line on stderr, no traceback."""
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr.strip()
+
+
+def test_run_refuses_a_model_folder_with_a_truncated_config_json_naming_it(tiny_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    model = Path(shutil.copytree(tiny_model, tmp_path / "model"))
+    config = (model / "config.json").read_text()
+    (model / "config.json").write_text(config[: len(config) // 2])
+    result = _run("run", "--model", str(model), "--planner", "search", "--workspace", str(tmp_path / "ws"))
+    assert f"model: {model / 'config.json'}:" in _one_line(result) and "not valid JSON" in result.stderr
+    assert not (tmp_path / "ws" / "evaluator.json").exists(), "refused before the flow started"
+
+
+@pytest.mark.parametrize("offline", [False, True], ids=["hub-unreachable", "offline-mode"])
+def test_run_refuses_a_hub_model_it_cannot_get_in_seconds(offline: bool, tmp_path: Path) -> None:
+    import time
+
+    from tests.replay_server import unused_port
+
+    with unused_port() as port:
+        env = {"HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_HUB_CACHE": str(tmp_path / "hub-cache")}
+        env |= {"INTERNFLOW_OFFLINE": "1"} if offline else {}
+        started = time.monotonic()
+        result = _run("run", "--model", "someone/no-such-model", "--planner", "search", "-w", str(tmp_path), env=env)
+    line = _one_line(result)
+    assert line.startswith("error: model: ") and "'someone/no-such-model'" in line
+    assert ("offline mode (INTERNFLOW_OFFLINE=1)" if offline else "cannot reach the Hub") in line
+    assert time.monotonic() - started < 60, "an unreachable Hub must cost seconds, not minutes"
+
+
+def _catalog_dataset(root: Path, card: str, data: bytes) -> Path:
+    folder = root / "broken"
+    folder.mkdir(parents=True)
+    (folder / "README.md").write_text(card)
+    (folder / "data.jsonl").write_bytes(data)
+    return folder
+
+
+def test_run_refuses_a_catalog_card_without_rows_naming_the_card(tmp_path: Path) -> None:
+    card = "---\nbenchmark: arithmetic\nformat: question-answer\n---\n# broken\n"
+    dataset = _catalog_dataset(tmp_path / "catalog", card, b'{"question": "1 + 1 =", "answer": "2"}\n')
+    result = _run("run", "-w", str(tmp_path / "ws"), env={"INTERNFLOW_CATALOG": str(tmp_path / "catalog")})
+    assert f"{dataset / 'README.md'}: front matter lacks rows" in _one_line(result)
+
+
+def test_run_refuses_a_catalog_file_with_invalid_utf8_naming_file_and_line(tmp_path: Path) -> None:
+    card = "---\nbenchmark: arithmetic\nformat: question-answer\nrows: 2\n---\n# broken\n"
+    rows = b'{"question": "1 + 1 =", "answer": "2"}\n{"question": "caf\xe9", "answer": "3"}\n'
+    dataset = _catalog_dataset(tmp_path / "catalog", card, rows)
+    result = _run("run", "-w", str(tmp_path / "ws"), env={"INTERNFLOW_CATALOG": str(tmp_path / "catalog")})
+    assert f"{dataset / 'data.jsonl'}:2: not UTF-8" in _one_line(result)
+
+
+def test_evaluate_refuses_a_task_spec_row_that_is_a_list_naming_its_line(tmp_path: Path) -> None:
+    (tmp_path / "sums.jsonl").write_text('{"q": "1 + 1", "a": 2}\n["2 + 3", 5]\n')
+    spec = tmp_path / "sums.yaml"
+    spec.write_text("name: sums\ndata: sums.jsonl\nprompt_template: '{q} ='\nanswer_field: a\n")
+    result = _run("evaluate", "--benchmark", str(spec), "-w", str(tmp_path / "ws"))
+    assert f"{tmp_path / 'sums.jsonl'}:2: a JSON list; each line must be one object" in _one_line(result)
+
+
+def test_train_refuses_a_truncated_jsonl_naming_file_and_line(tiny_model: Path, tmp_path: Path) -> None:
+    import json
+
+    rows = [
+        json.dumps(
+            {
+                "prompt": [{"role": "user", "content": f"{a} + {a} ="}],
+                "completion": [{"role": "assistant", "content": str(2 * a)}],
+            }
+        )
+        for a in range(7)
+    ]
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(rows)[:-30])  # cut off in the middle of line 7
+    result = _run(
+        "train", "--recipe", "sft/smoke", "--data", str(data), "--model", str(tiny_model), "-w", str(tmp_path / "ws")
+    )
+    assert f"{data}:7: invalid JSON" in _one_line(result)
+    assert not (tmp_path / "ws" / "checkpoints").exists(), "refused before a child process was started"
+
+
+def test_train_run_twice_trains_once_and_keeps_the_model(tiny_model: Path, tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"{a} + {a} ="}],
+            "completion": [{"role": "assistant", "content": str(2 * a)}],
+        }
+        for a in range(32)
+    ]
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    args = ("train", "--recipe", "sft/smoke", "--data", str(data), "--model", str(tiny_model), "--max-steps", "4")
+
+    def train() -> tuple[subprocess.CompletedProcess[str], dict, str]:
+        done = _run(*args, "-w", str(tmp_path / "ws"))
+        assert done.returncode == 0, done.stderr[-3000:]
+        result = json.loads(done.stdout[done.stdout.rindex('{\n  "model_path"') :])
+        weights = Path(result["model_path"]) / "model.safetensors"
+        return done, result, hashlib.sha256(weights.read_bytes()).hexdigest()
+
+    _, first, trained = train()
+    again, second, kept = train()
+
+    assert (first["steps"], second["steps"]) == (4, 4), "a re-run must not train a step more (it gave 4 → 5 → 6)"
+    assert "already trained" in " ".join(again.stdout.split())
+    assert second["model_path"] == first["model_path"] and kept == trained, "the model must not be replaced"
+
+
 def test_discover_lists_the_vetted_training_data_of_a_target(tmp_path: Path) -> None:
     result = _run("discover", "--benchmark", "arithmetic", "-w", str(tmp_path), env={"INTERNFLOW_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr

@@ -75,6 +75,37 @@ def test_re_scoring_without_the_samples_file_names_it(tmp_path: Path) -> None:
         on_first_items(result, 4)
 
 
+@flow
+def _evaluate_state(model: str, samples: Path) -> tuple[str, EvalResult]:
+    state = evaluate_model(model, "run-name", "arithmetic", 6, 0, "check", samples, "transformers", return_state=True)
+    return state.name, state.result()
+
+
+def test_a_model_retrained_into_the_same_folder_is_evaluated_again_not_served_from_cache(
+    prefect_harness, tiny_model: Path, tmp_path: Path
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = tmp_path / "models" / "sft-run"
+    model.mkdir(parents=True)
+    for path in tiny_model.iterdir():
+        (model / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "samples").mkdir()
+    first_state, first = _evaluate_state(str(model), tmp_path / "samples")
+    again_state, again = _evaluate_state(str(model), tmp_path / "samples")
+    assert (first_state, again_state) == ("Completed", "Cached") and again == first
+
+    retrained = AutoModelForCausalLM.from_pretrained(model)  # same folder, same run name, other weights
+    with torch.no_grad():
+        for weight in retrained.parameters():
+            weight.add_(torch.randn_like(weight))
+    retrained.save_pretrained(model)
+    third_state, _ = _evaluate_state(str(model), tmp_path / "samples")
+
+    assert third_state == "Completed", "a cached score must not describe a model overwritten since"
+
+
 def over_length_spec(folder: Path) -> Path:
     """A task spec of three short sums and, second, one prompt far over the tiny model's 512 positions."""
     long_prompt = "Read this first. " + " ".join(f"Note {n}: add the numbers below." for n in range(300))

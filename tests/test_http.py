@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from internflow.http import OfflineError, ServiceError, get, get_json, policy_for, session_for
+from internflow.http import CircuitOpenError, OfflineError, ServiceError, get, get_json, policy_for, session_for
 from tests.replay_server import Recording, ReplayServer, unused_port
 
 BODY = Recording(b'{"ok": true}', headers={"Content-Type": "application/json"})
@@ -53,6 +53,47 @@ def test_retry_after_is_honoured(server: ReplayServer) -> None:
     started = time.monotonic()
     get_json(_session(server.url), "/graph/v1/x")
     assert time.monotonic() - started >= 0.9 and len(server.requests) == 2
+
+
+def test_a_retry_after_beyond_the_backoff_cap_waits_only_the_cap(server: ReplayServer) -> None:
+    server.add_route("/graph", BODY)
+    server.inject("/graph", [Recording(b"slow down", 429, {"Retry-After": "5", "Content-Type": "text/plain"})])
+    started = time.monotonic()
+    assert get_json(_session(server.url, max_backoff_s=1.0), "/graph/v1/x") == {"ok": True}
+    assert 0.9 <= time.monotonic() - started < 3, "Retry-After: 5 held the call past the 1 s backoff cap"
+
+
+def test_a_call_gives_up_at_its_deadline_whatever_the_server_asks(server: ReplayServer) -> None:
+    server.add_route("/graph", BODY)
+    busy = Recording(b"busy", 503, {"Retry-After": "1", "Content-Type": "text/plain"})
+    server.inject("/graph", [busy] * 20)
+    started = time.monotonic()
+    with pytest.raises(ServiceError, match=r"HTTP 503 after [23] tries"):
+        get(_session(server.url, retries=20, max_backoff_s=1.0, deadline_s=1.5), "/graph/v1/x")
+    assert time.monotonic() - started < 4 and len(server.requests) <= 3
+
+
+def test_a_host_that_just_failed_is_not_asked_again_for_a_while(server: ReplayServer) -> None:
+    server.add_route("/graph", BODY)
+    server.inject("/graph", [503, 503])
+    session = _session(server.url, retries=1, cooldown_s=0.5)
+    with pytest.raises(ServiceError, match="HTTP 503 after 2 tries"):
+        get(session, "/graph/v1/x")
+
+    started = time.monotonic()
+    with pytest.raises(CircuitOpenError, match=r"not asked: it failed 0 s ago \(HTTP 503 after 2 tries\)"):
+        get(_session(server.url, retries=1, cooldown_s=0.5), "/graph/v1/other")  # another session, same host
+    assert time.monotonic() - started < 0.1 and len(server.requests) == 2, "nothing sent while the circuit is open"
+
+    time.sleep(0.6)
+    assert get_json(session, "/graph/v1/x") == {"ok": True} and len(server.requests) == 3
+
+
+def test_a_404_is_an_answer_and_leaves_the_host_askable(server: ReplayServer) -> None:
+    server.add_route("/graph", BODY)
+    with pytest.raises(ServiceError, match="HTTP 404$"):
+        get(_session(server.url), "/missing")
+    assert get_json(_session(server.url), "/graph/v1/x") == {"ok": True}
 
 
 def test_errors_past_the_retries_raise_a_service_error_naming_the_status(server: ReplayServer) -> None:

@@ -294,3 +294,45 @@ def test_a_survey_offline_with_nothing_cached_says_so_for_every_service(tmp_path
     report = survey(_survey_request(tmp_path))
     assert report.status == "offline" and report.papers == ()
     assert report.sources["hf-papers"].startswith("offline: hf-hub: offline mode (INTERNFLOW_OFFLINE=1)")
+
+
+def test_a_citation_walk_cut_short_is_marked_partial_and_asked_again_not_cached_as_complete(
+    services_server: ReplayServer, tmp_path: Path
+) -> None:
+    second_seed = f"{S2}2403.11957"
+    services_server.add_route(second_seed, Recording.from_file("s2/citations_empty.json"))
+    services_server.inject(second_seed, [503] * 4)  # the walk's second paper: 503 through every retry
+    services = _services(services_server.url)
+    fast = {"base_url": services_server.url, "timeout_s": 0.5, "backoff_s": 0.0, "min_interval_s": 0.0}
+    services.semantic_scholar = session_for("semantic-scholar", **fast, cooldown_s=0.2)
+
+    cut = survey(_survey_request(tmp_path), services)
+    assert cut.sources["semantic-scholar"].startswith("partial: 4 papers from ['2401.08312', '2403.11957'] (cut short")
+    said = cut.sources["semantic-scholar"]
+    assert "HTTP 503" in said and "asked again next survey" in said
+    time.sleep(0.3)  # past the breaker's cool-down
+    asked = len(services_server.requests_to(S2))
+
+    healed = survey(_survey_request(tmp_path), services)
+
+    assert len(services_server.requests_to(S2)) > asked, "a partial answer must be asked again, not served as complete"
+    assert healed.sources["semantic-scholar"] == "online: 4 papers from ['2401.08312', '2403.11957']"
+    again = survey(_survey_request(tmp_path), services)
+    assert again.sources["semantic-scholar"].startswith("cached: 4 papers")
+
+
+def test_services_that_all_hang_are_paid_for_once_not_in_every_survey(tmp_path: Path) -> None:
+    routes = {ROUTE: Recording.from_file("arxiv/search_sft_arithmetic.xml"), "/api/papers/search": Recording(b"[]")}
+    with ReplayServer(routes, hang_seconds=2) as hung:
+        hung.inject(ROUTE, ["timeout"] * 20)
+        hung.inject("/api/papers/search", ["timeout"] * 20)
+        first = survey(_survey_request(tmp_path), _services(hung.url))
+        sent = len(hung.requests)
+        started = time.monotonic()
+
+        second = survey(_survey_request(tmp_path), _services(hung.url))  # the next iteration's survey
+
+    assert first.status == "offline" and sent >= 2
+    assert len(hung.requests) == sent, "a service that just failed was asked again"
+    assert time.monotonic() - started < 0.5
+    assert "not asked: it failed" in second.note and "not asked: it failed" in second.sources["hf-papers"]

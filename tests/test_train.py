@@ -112,6 +112,39 @@ def test_training_holds_a_slot_of_the_gpu_concurrency_limit(prefect_harness, tin
     assert max(seen) == 1 and after == 0, "one slot, released afterwards"
 
 
+def test_the_training_child_gets_no_credentials_it_does_not_need(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import threading
+    import time
+
+    from internflow.execution.local import LocalProcess
+
+    secrets = {"HF_TOKEN": "hf_test_token_not_for_children", "OPENAI_API_KEY": "sk-test-key-not-for-children"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    request = _request(tiny_model, tmp_path, max_steps=30)  # a local base model: no Hub, no token
+    environs: list[bytes] = []
+    marker = b"internflow.training\0" + request.checkpoint_dir.encode()
+    training = threading.Thread(target=LocalProcess().run, args=(request, lambda line: None))
+    training.start()
+    while training.is_alive() and not environs:
+        time.sleep(0.05)
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    environs.append(Path(f"/proc/{pid}/environ").read_bytes())
+            except OSError:
+                continue
+    training.join()
+
+    assert environs, "the training child was not seen"
+    assert b"TRACKIO_DIR=" in environs[0]
+    for name, value in secrets.items():
+        assert value.encode() not in environs[0], f"{name} reached the training child"
+
+
 def test_without_a_gpu_limit_training_says_so_once_instead_of_warning_each_time(prefect_harness) -> None:
     """Regression: every train task logged "Concurrency limits ['gpu'] do not exist - skipping acquisition"."""
     from prefect.client.orchestration import get_client

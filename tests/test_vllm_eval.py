@@ -62,13 +62,30 @@ def _copy_model(source: Path, target: Path) -> Path:
     return target
 
 
+# A user's shell holds keys for other services; a server for a local model has no use for any of them.
+SECRETS = {"HF_TOKEN": "hf_test_token_not_for_children", "OPENAI_API_KEY": "sk-test-key-not-for-children"}
+
+
 @pytest.fixture(scope="module")
 def tiny_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     # float32: the transformers backend's numerics, so the two must give the same greedy answers.
     settings = ServerSettings(dtype="float32")
-    with VLLMServer(str(tiny_model), tmp_path_factory.mktemp("vllm-logs"), settings) as server:
+    server = VLLMServer(str(tiny_model), tmp_path_factory.mktemp("vllm-logs"), settings)
+    with pytest.MonkeyPatch.context() as shell:
+        for name, value in SECRETS.items():
+            shell.setenv(name, value)
+        server.start()
+    with server:
         yield server
     assert _wait_gone(str(tiny_model), 30) == []
+
+
+def test_the_server_processes_get_no_credentials_they_do_not_need(tiny_server: VLLMServer, tiny_model: Path) -> None:
+    environs = {pid: Path(f"/proc/{pid}/environ").read_bytes() for pid in _vllm_pids(str(tiny_model))}
+    assert any(b"VLLM_SERVER_DEV_MODE=1" in env for env in environs.values()), "the server's processes were not found"
+    for pid, environ in environs.items():
+        for name, value in SECRETS.items():
+            assert value.encode() not in environ, f"{name} reached vLLM process {pid}"
 
 
 @flow

@@ -236,9 +236,13 @@ def spec_items(spec: TaskSpec, data_file: Path, fields: tuple[str, ...]) -> list
     items: list[BenchmarkItem] = []
     first_line: dict[str, int] = {}
     try:
-        lines = data_file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
+        raw = data_file.read_bytes()
+        lines = raw.decode("utf-8").splitlines()
+    except OSError as error:
         raise TaskSpecError(f"{data_file}: cannot read the data: {error}") from None
+    except UnicodeDecodeError as error:
+        bad_line = raw.count(b"\n", 0, error.start) + 1
+        raise TaskSpecError(f"{data_file}:{bad_line}: not UTF-8") from None
     for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -263,7 +267,7 @@ def load_task_spec(path: Path) -> Benchmark:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         spec = TaskSpec.model_validate(raw)
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise TaskSpecError(f"{path}: cannot read the task spec: {error}") from None
     except ValidationError as error:
         fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(spec)'}: {e['msg']}" for e in error.errors())

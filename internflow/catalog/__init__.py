@@ -56,17 +56,47 @@ class CatalogEntry(BaseModel):
         return self.path / "data.jsonl"
 
 
+_CARD_FIELDS = ("benchmark", "format", "rows")
+
+
 def _read_card(folder: Path) -> CatalogEntry:
-    card = (folder / "README.md").read_text(encoding="utf-8")
-    _, front, body = card.split("---", 2)
-    meta = yaml.safe_load(front)
+    """The dataset card's front matter; a card that lacks it, or a field, is named with what is expected."""
+    card_file = folder / "README.md"
+    expected = f"expected YAML front matter between '---' lines with {', '.join(_CARD_FIELDS)}"
+    try:
+        card = card_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise CorruptDatasetError(f"{card_file}:{_line_of(card_file.read_bytes(), error.start)}: not UTF-8") from None
+    parts = card.split("---", 2)
+    if len(parts) < 3 or parts[0].strip():
+        raise CorruptDatasetError(f"{card_file}: no front matter ({expected})")
+    _, front, body = parts
+    try:
+        meta = yaml.safe_load(front)
+    except yaml.YAMLError as error:
+        line = getattr(getattr(error, "problem_mark", None), "line", None)
+        where = f"{card_file}:{line + 2}" if line is not None else str(card_file)  # +1: 1-based, +1: the '---'
+        raise CorruptDatasetError(f"{where}: front matter is not valid YAML ({expected})") from None
+    if not isinstance(meta, dict):
+        raise CorruptDatasetError(f"{card_file}: front matter is not a mapping ({expected})")
+    missing = [key for key in _CARD_FIELDS if key not in meta]
+    if missing:
+        raise CorruptDatasetError(f"{card_file}: front matter lacks {', '.join(missing)} ({expected})")
+    if not isinstance(meta["rows"], int) or isinstance(meta["rows"], bool) or meta["rows"] < 0:
+        raise CorruptDatasetError(f"{card_file}: rows: expected a row count, got {meta['rows']!r}")
     description = "\n".join(line for line in body.strip().splitlines() if not line.startswith("#")).strip()
     return CatalogEntry(
         name=folder.name,
         path=folder,
         description=description,
-        **{key: meta[key] for key in ("benchmark", "format", "rows")},
+        benchmark=str(meta["benchmark"]),
+        format=str(meta["format"]),
+        rows=meta["rows"],
     )
+
+
+def _line_of(raw: bytes, offset: int) -> int:
+    return raw.count(b"\n", 0, offset) + 1
 
 
 def list_catalog(root: Path | None = None) -> dict[str, CatalogEntry]:
@@ -92,7 +122,13 @@ def read_rows(path: Path) -> tuple[list[dict], str]:
     """Parse a JSONL file; return its rows and the file's sha256.  Bad lines are named, not skipped."""
     raw = path.read_bytes()
     rows = []
-    for line_no, line in enumerate(raw.decode("utf-8", errors="strict").splitlines(), start=1):
+    for line_no, raw_line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            line = raw_line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise CorruptDatasetError(
+                f"{path}:{line_no}: not UTF-8 (byte 0x{raw_line[error.start]:02x} at column {error.start + 1})"
+            ) from None
         if not line.strip():
             continue
         try:

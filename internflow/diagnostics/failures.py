@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from internflow.disk import is_disk_full
 from internflow.execution import TrainingFailed
 from internflow.schemas import Finding, TrainFailure
 
@@ -43,6 +44,17 @@ def findings_from_failure(error: BaseException | str, failure: TrainFailure | No
                 suggestion="use LoRA, a shorter max_length or fewer GRPO generations (the batch back-off was spent)",
                 direction="use_lora",
                 evidence={"batch_settings_tried": len(attempts)},
+                detector="failure",
+            ),
+        )
+    if (failure is not None and failure.kind == "disk_full") or is_disk_full(error):
+        return (
+            Finding(
+                kind="disk_full",
+                severity="error",
+                message=(failure.message if failure is not None else short),
+                suggestion="free disk space in the workspace (or point --workspace at a larger disk), then re-run",
+                direction="change_direction",
                 detector="failure",
             ),
         )

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from internflow.child_env import child_env
 from internflow.diagnostics.evidence import Curve
 
 __all__ = ["read_run_metrics"]
@@ -28,7 +29,7 @@ def read_run_metrics(trackio_dir: str | Path, project: str, run: str) -> dict[st
     """
     if not Path(trackio_dir).is_dir():
         return {}
-    env = os.environ | {"TRACKIO_DIR": str(trackio_dir)}
+    env = child_env({"TRACKIO_DIR": str(trackio_dir)})  # it reads a local db: no credentials
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "internflow.diagnostics.trackio_metrics", project, run]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=_TIMEOUT_S, check=False)

@@ -25,6 +25,7 @@ from typing import Any
 import requests
 from pydantic import BaseModel, ConfigDict, Field
 
+from internflow.child_env import HUB_TOKEN_NAMES, child_env, needs_hub_token
 from internflow.schemas import ServedModel
 
 __all__ = [
@@ -154,7 +155,9 @@ class VLLMServer:
         self.log_path = self.log_dir / f"vllm-{self.port}.log"
         # Runtime LoRA loading, and the dev endpoints (/collective_rpc, /reset_prefix_cache) through
         # which another model's weights are reloaded in place; the server listens on 127.0.0.1 only.
-        env = dict(os.environ, VLLM_ALLOW_RUNTIME_LORA_UPDATING="True", VLLM_SERVER_DEV_MODE="1")
+        # No credentials, except the Hub token when the model is a Hub id vLLM has to download.
+        keep = HUB_TOKEN_NAMES if needs_hub_token(self.model_path) else ()
+        env = child_env({"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_SERVER_DEV_MODE": "1"}, keep=keep)
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{self.settings.cpu_kv_cache_gib:g}")
         # vLLM's CPU build keeps a core for its scheduler by default; on a small machine that halves
         # the cores left for the model (measured: 3.6 → 6.4 answers/s on 2 cores, bench/eval_throughput.py).

@@ -18,7 +18,7 @@ import arxiv
 import requests
 from urllib3.exceptions import NameResolutionError
 
-from internflow.http import OfflineError, ServiceSession, offline_reason, policy_for
+from internflow.http import OfflineError, ServiceError, ServiceSession, offline_reason, policy_for, record_outcome
 from internflow.schemas import LiteratureReport, LiteratureRequest, Paper
 
 __all__ = ["DEFAULT_TIMEOUT_S", "arxiv_client", "search_arxiv", "write_atomically"]
@@ -73,13 +73,23 @@ def search_arxiv(request: LiteratureRequest, client: arxiv.Client | None = None)
         return _offline(request, reason)
     by_relevance = arxiv.SortCriterion.Relevance
     search = arxiv.Search(request.query, max_results=request.max_results, sort_by=by_relevance)
+    client = client or arxiv_client(page_size=request.max_results)
+    # The client retries on its own: its host's breaker (internflow.http) is told only the final outcome.
+    url, session = client.query_url_format, getattr(client, "_session", None)
+    cooldown_s = session.policy.cooldown_s if isinstance(session, ServiceSession) else policy_for("arxiv").cooldown_s
     try:
-        results = list((client or arxiv_client(page_size=request.max_results)).results(search))
+        results = list(client.results(search))
         papers = tuple(_paper(result) for result in results)
     except OfflineError as error:
         return _offline(request, str(error))
-    except (arxiv.ArxivError, requests.RequestException, ValueError) as error:  # ValueError: bad entry
+    except ServiceError as error:  # not sent: arXiv failed a moment ago
+        return _offline(request, f"arXiv unreachable: {error.cause}")
+    except (arxiv.ArxivError, requests.RequestException) as error:
+        record_outcome("arxiv", url, _describe(error), cooldown_s)
         return _offline(request, f"arXiv unreachable: {_describe(error)}")
+    except ValueError as error:  # a malformed entry: arXiv answered
+        return _offline(request, f"arXiv unreachable: {_describe(error)}")
+    record_outcome("arxiv", url, None, cooldown_s)
     if not papers:  # not cached: an empty page can be a passing arXiv hiccup
         return LiteratureReport(query=request.query, status="online", note="arXiv found no papers for it")
     report = LiteratureReport(query=request.query, status="online", papers=papers)

@@ -2,8 +2,10 @@
 citation graph, the method sections of the top papers read from their HTML, ranking and hints.
 
 Each service's answer is cached on disk (one JSON file per query or paper), so a repeated survey
-sends nothing and an offline one reuses what an earlier one found.  A service that fails is
-named with its reason in `sources`; the survey itself never raises.
+sends nothing and an offline one reuses what an earlier one found.  A partial answer (a citation
+walk a failure cut short) is cached as partial: the next survey asks again, and keeps the partial
+papers if that fails too.  A service that fails is named with its reason in `sources`; the survey
+itself never raises.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from internflow.http import OfflineError, ServiceError, ServiceSession, session_for
 from internflow.literature.arxiv_search import search_arxiv, write_atomically
@@ -43,27 +45,55 @@ def _cache_path(cache_dir: Path, key: str) -> Path:
     return cache_dir / f"{key.split(':')[0]}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
 
 
-def _cached_papers(cache_dir: Path, key: str, fetch: Callable[[], list[Paper]]) -> tuple[list[Paper], bool]:
-    """(papers, came from the cache): a miss fetches and stores; a failed fetch stores nothing."""
-    path = _cache_path(cache_dir, key)
-    try:
-        return [Paper.model_validate(p) for p in json.loads(path.read_text(encoding="utf-8"))], True
-    except (OSError, ValueError):
-        pass
-    papers = fetch()
-    write_atomically(path, json.dumps([p.model_dump() for p in papers]))
-    return papers, False
+@dataclass
+class _Answer(Generic[T]):
+    items: list[T]
+    how: str  # online | cached | partial | cached partial
+    note: str = ""  # why an answer is partial
 
 
-def _cached_sections(cache_dir: Path, key: str, fetch: Callable[[], list[Section]]) -> tuple[list[Section], bool]:
+def _cached_papers(cache_dir: Path, key: str, fetch: Callable[[], tuple[list[Paper], str]]) -> _Answer[Paper]:
+    """A complete cached answer as is; otherwise `fetch()` → (papers, why partial or ""), stored.  A
+    partial answer is stored marked partial, so it is fetched again next time; when that fails, the
+    partial papers still serve.  A failed fetch with nothing stored raises and stores nothing."""
+    path = _cache_path(cache_dir, key)
+    stored, stored_note = _read_papers(path)
+    if stored is not None and not stored_note:
+        return _Answer(stored, "cached")
+    try:
+        papers, partial = fetch()
+    except (ServiceError, OfflineError) as error:
+        if stored is None:
+            raise
+        return _Answer(stored, "cached partial", f"{stored_note}; asked again: {error}")
+    if partial and stored is not None and len(stored) > len(papers):
+        papers = stored  # keep the fuller of two partial answers
+    body = [p.model_dump() for p in papers]
+    write_atomically(path, json.dumps({"partial": partial, "papers": body} if partial else body))
+    return _Answer(papers, "partial" if partial else "online", partial)
+
+
+def _read_papers(path: Path) -> tuple[list[Paper] | None, str]:
+    """(papers, why partial or "") from a cache file; (None, "") when missing or unreadable.  A
+    complete answer is a JSON list; a partial one {"partial": why, "papers": [...]}."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(raw, dict):
+            return [Paper.model_validate(p) for p in raw["papers"]], str(raw["partial"]) or "partial"
+        return [Paper.model_validate(p) for p in raw], ""
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, ""
+
+
+def _cached_sections(cache_dir: Path, key: str, fetch: Callable[[], list[Section]]) -> _Answer[Section]:
     path = _cache_path(cache_dir, key)
     try:
-        return [Section(title, text) for title, text in json.loads(path.read_text(encoding="utf-8"))], True
+        return _Answer([Section(title, text) for title, text in json.loads(path.read_text(encoding="utf-8"))], "cached")
     except (OSError, ValueError, TypeError):
         pass
     sections = fetch()
     write_atomically(path, json.dumps([[s.title, s.text] for s in sections]))
-    return sections, False
+    return _Answer(sections, "online")
 
 
 def _merge(papers: list[Paper]) -> list[Paper]:
@@ -94,24 +124,25 @@ def survey(request: LiteratureRequest, services: Services | None = None) -> Lite
     # No DNS for arXiv means no network at all: the other services would only burn their retries.
     network_down = "HostNotFound" in arxiv.note
 
-    def attempt(name: str, call: Callable[[], tuple[list[T], bool]], what: str) -> list[T]:
+    def attempt(name: str, call: Callable[[], _Answer[T]], what: str) -> list[T]:
         nonlocal answered
         if network_down:
             sources[name] = "skipped: arXiv's host could not be resolved (no network)"
             return []
         try:
-            found, from_cache = call()
+            answer = call()
         except (ServiceError, OfflineError) as error:
             sources[name] = f"offline: {error}"
             return []
-        answered = answered or not from_cache
-        sources[name] = f"{'cached' if from_cache else 'online'}: {len(found)} {what}"
-        return found
+        answered = answered or answer.how in ("online", "partial")
+        note = f" (cut short: {answer.note}; asked again next survey)" if answer.note else ""
+        sources[name] = f"{answer.how}: {len(answer.items)} {what}{note}"
+        return answer.items
 
     cache, query = request.cache_dir, " ".join(request.query.lower().split())
     if request.hf_papers:
         hf_key = f"hf-papers:{query}:{request.max_results}"
-        fetch_hf = lambda: search_hf_papers(request.query, request.max_results, services.hf_hub)  # noqa: E731
+        fetch_hf = lambda: (search_hf_papers(request.query, request.max_results, services.hf_hub), "")  # noqa: E731
         papers = _merge(papers + attempt("hf-papers", lambda: _cached_papers(cache, hf_key, fetch_hf), "papers"))
 
     if request.citation_depth and papers:
@@ -137,14 +168,15 @@ def survey(request: LiteratureRequest, services: Services | None = None) -> Lite
     )
 
 
-def _reader(paper: Paper, cache: Path, services: Services) -> Callable[[], tuple[list[Section], bool]]:
+def _reader(paper: Paper, cache: Path, services: Services) -> Callable[[], _Answer[Section]]:
     arxiv_id = _bare_id(paper.arxiv_id)
     fetch = lambda: fetch_sections(arxiv_id, services.paper_html, services.html_bases)[1]  # noqa: E731
     return lambda: _cached_sections(cache, f"html:{arxiv_id}", fetch)
 
 
-def _walk(seeds: list[str], request: LiteratureRequest, session: ServiceSession) -> list[Paper]:
+def _walk(seeds: list[str], request: LiteratureRequest, session: ServiceSession) -> tuple[list[Paper], str]:
+    """The walk's papers, and why it stopped early ("" when it finished)."""
     walk = walk_citations(seeds, request.citation_depth, request.max_citations, session=session)
     if walk.stopped and not walk.papers:
         raise ServiceError("semantic-scholar", "/graph/v1/paper", walk.stopped)
-    return walk.papers
+    return walk.papers, walk.stopped

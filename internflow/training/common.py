@@ -6,7 +6,10 @@ A method module (`sft`, `dpo`, `grpo`) adds only its config class and how to bui
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -15,26 +18,36 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
 
+from internflow.disk import free_bytes, gib, is_disk_full
 from internflow.schemas import LossPoint, TrainFailure, TrainRequest, TrainResult
-from internflow.training import FAILURE_FILE, RESULT_FILE, RESULT_MARKER, get_method
+from internflow.training import FAILURE_FILE, RESULT_FILE, RESULT_MARKER, finished_result, get_method
 from internflow.training.data_check import check_training_data
 from internflow.training.device import DeviceFacts, device_arguments
 from internflow.training.oom import OutOfMemoryFailure, train_with_backoff
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import Trainer, TrainerControl, TrainerState, TrainingArguments
 
 __all__ = [
+    "CHECKPOINT_MINUTES_ENV",
     "RecipeFields",
+    "SaveEveryMinutes",
     "TrackioSteps",
     "base_arguments",
+    "checkpoint_minutes",
     "last_checkpoint",
     "lora_config",
     "main",
     "run_training",
 ]
+
+# A checkpoint at least this often (minutes) besides the step cadence; the variable overrides it.
+CHECKPOINT_MINUTES_ENV = "INTERNFLOW_CHECKPOINT_MINUTES"
+DEFAULT_CHECKPOINT_MINUTES = 2.0
 
 
 @dataclass
@@ -57,7 +70,47 @@ class RecipeFields:
 def last_checkpoint(output_dir: Path) -> str | None:
     """The newest complete checkpoint (one a kill -9 interrupted lacks trainer_state.json)."""
     complete = [p for p in output_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    return str(max(complete, key=lambda p: int(p.name.split("-")[-1]))) if complete else None
+    return str(max(complete, key=_checkpoint_step)) if complete else None
+
+
+def _checkpoint_step(checkpoint: str | Path) -> int:
+    return int(str(checkpoint).rsplit("-", 1)[-1])
+
+
+def checkpoint_minutes() -> float:
+    """The time cadence of checkpoints, from INTERNFLOW_CHECKPOINT_MINUTES (default 2)."""
+    raw = os.environ.get(CHECKPOINT_MINUTES_ENV)
+    if not raw:
+        return DEFAULT_CHECKPOINT_MINUTES
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = -1.0
+    if not minutes > 0:
+        raise ValueError(f"{CHECKPOINT_MINUTES_ENV}: expected a number of minutes > 0, got {raw!r}")
+    return minutes
+
+
+class SaveEveryMinutes(TrainerCallback):
+    """Asks for a checkpoint once `minutes` have passed since the last one (or the start), so a kill
+    loses at most that much training however slow the steps are; the step cadence still applies.
+    (On a loaded 2-core machine 8 SmolLM2 steps took 5.5 min: a step cadence alone lost all of it.)"""
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = minutes * 60
+        self._last = time.monotonic()
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self._last = time.monotonic()
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        if time.monotonic() - self._last >= self.seconds:
+            control.should_save = True
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self._last = time.monotonic()
 
 
 def base_arguments(request: TrainRequest, device: DeviceFacts | None = None) -> dict[str, Any]:
@@ -178,6 +231,7 @@ def run_training(request: TrainRequest) -> TrainResult:
     dataset = load_training_data(request, check_training_data(request))
     arguments = base_arguments(request)
     tracker = TrackioSteps(request.trackio_project, request.run_name, params.model_dump(mode="json"))
+    callbacks = [tracker, SaveEveryMinutes(checkpoint_minutes())]
     resumed_from = last_checkpoint(output_dir)  # a crashed earlier run of this same request
 
     def build_trainer(
@@ -194,16 +248,21 @@ def run_training(request: TrainRequest) -> TrainResult:
             },
         )
         model, tokenizer = load_model_and_tokenizer(request.init_model)
-        return method.make_trainer(model, tokenizer, dataset, config, request, [tracker])
+        return method.make_trainer(model, tokenizer, dataset, config, request, callbacks)
 
-    trainer, batch_size, accumulation = train_with_backoff(
-        build_trainer,
-        batch_size=arguments["per_device_train_batch_size"],
-        accumulation=arguments["gradient_accumulation_steps"],
-        floor=params.min_per_device_train_batch_size,
-        checkpoint=lambda: last_checkpoint(output_dir),
-        gradient_checkpointing=arguments["gradient_checkpointing"],
-    )
+    if resumed_from is not None and _checkpoint_step(resumed_from) >= arguments["max_steps"]:
+        # Killed after its last step (e.g. while saving the model): resuming would train past its steps
+        # (max_steps, or a screen's share of them).
+        trainer, batch_size, accumulation = _finished_checkpoint(resumed_from, build_trainer, arguments, tracker)
+    else:
+        trainer, batch_size, accumulation = train_with_backoff(
+            build_trainer,
+            batch_size=arguments["per_device_train_batch_size"],
+            accumulation=arguments["gradient_accumulation_steps"],
+            floor=params.min_per_device_train_batch_size,
+            checkpoint=lambda: last_checkpoint(output_dir),
+            gradient_checkpointing=arguments["gradient_checkpointing"],
+        )
 
     model_path, adapter_path = _save(trainer, Path(request.model_dir), merge_lora=params.use_lora)
     history = trainer.state.log_history
@@ -227,23 +286,47 @@ def run_training(request: TrainRequest) -> TrainResult:
     )
 
 
+def _finished_checkpoint(
+    checkpoint: str, build_trainer: Callable[[int, int], Trainer], arguments: dict[str, Any], tracker: TrackioSteps
+) -> tuple[Trainer, int, int]:
+    """A trainer holding the weights and state of a checkpoint taken at the last step, without a
+    step more; trackio gets any of its steps a kill kept from being logged."""
+    from transformers import TrainerState
+
+    state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    # The batch the run ended with (OOM back-off may have halved it), the effective batch unchanged.
+    batch_size = state.train_batch_size or arguments["per_device_train_batch_size"]
+    effective = arguments["per_device_train_batch_size"] * arguments["gradient_accumulation_steps"]
+    accumulation = max(1, effective // batch_size)
+    trainer = build_trainer(batch_size, accumulation)
+    # The loader train(resume_from_checkpoint=...) itself uses: full weights, or a LoRA adapter.
+    trainer._load_from_checkpoint(checkpoint)
+    trainer.state = state
+    tracker.on_train_begin(trainer.args, state, trainer.control)
+    tracker.on_train_end(trainer.args, state, trainer.control)
+    return trainer, batch_size, accumulation
+
+
 ADAPTER_DIR = "lora-adapter"
 
 
 def _save(trainer: Trainer, model_path: Path, *, merge_lora: bool) -> tuple[Path, Path | None]:
     """A plain HF model folder (a LoRA adapter merged in), whatever the method; LoRA runs also keep
-    the adapter alone, which a vLLM server already serving the base model can hot-load."""
+    the adapter alone, which a vLLM server already serving the base model can hot-load.  Written
+    to a staging folder renamed into place: a kill mid-save leaves no half model behind."""
     trained = trainer.model
     assert trained is not None
-    adapter_path = None
+    staging = model_path.with_name(model_path.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
     if merge_lora:
-        adapter_path = model_path / ADAPTER_DIR
-        trained.save_pretrained(adapter_path)  # type: ignore[operator]
+        trained.save_pretrained(staging / ADAPTER_DIR)  # type: ignore[operator]
         trained = trained.merge_and_unload()  # type: ignore[operator]  # a PeftModel here
-    trained.save_pretrained(model_path)  # type: ignore[operator]
+    trained.save_pretrained(staging)  # type: ignore[operator]
     assert trainer.processing_class is not None
-    trainer.processing_class.save_pretrained(model_path)
-    return model_path, adapter_path
+    trainer.processing_class.save_pretrained(staging)
+    shutil.rmtree(model_path, ignore_errors=True)
+    staging.rename(model_path)
+    return model_path, (model_path / ADAPTER_DIR if merge_lora else None)
 
 
 def main(argv: list[str]) -> int:
@@ -253,6 +336,10 @@ def main(argv: list[str]) -> int:
         return 2
     request = TrainRequest.model_validate_json(Path(argv[1]).read_text())
     output_dir = Path(request.checkpoint_dir)
+    done = finished_result(request)
+    if done is not None:  # finished before: a re-run must not train a step more
+        print(RESULT_MARKER + json.dumps(done.model_dump(mode="json")), flush=True)
+        return 0
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
         result = run_training(request)
@@ -261,9 +348,21 @@ def main(argv: list[str]) -> int:
         print(f"internflow: {error.failure.message}", file=sys.stderr, flush=True)
         return 3
     except Exception as error:
-        failure = TrainFailure(kind="error", message=f"{type(error).__name__}: {error}")
-        (output_dir / FAILURE_FILE).write_text(failure.model_dump_json(indent=2))
+        if is_disk_full(error):
+            message = f"no space left for {output_dir} ({gib(free_bytes(output_dir))} free): {error}"
+            _write_failure(output_dir, TrainFailure(kind="disk_full", message=message[:2000]))
+            print(f"internflow: out of disk space: {message[:500]}", file=sys.stderr, flush=True)
+            return 4
+        _write_failure(output_dir, TrainFailure(kind="error", message=f"{type(error).__name__}: {error}"))
         raise
     (output_dir / RESULT_FILE).write_text(result.model_dump_json(indent=2))
     print(RESULT_MARKER + json.dumps(result.model_dump(mode="json")), flush=True)
     return 0
+
+
+def _write_failure(output_dir: Path, failure: TrainFailure) -> None:
+    try:
+        (output_dir / FAILURE_FILE).write_text(failure.model_dump_json(indent=2))
+    except OSError:  # the disk may be too full even for this: the printed line still says why
+        with contextlib.suppress(OSError):
+            (output_dir / FAILURE_FILE).unlink()  # no half-written failure.json
