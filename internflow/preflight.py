@@ -60,6 +60,10 @@ def preflight(config: CampaignConfig) -> Preflight:
             ) from None
     validate_catalog(benchmark.name)  # a corrupt catalog file is named before anything is spent
     get_planner(config)
+    if config.work_pool:  # the pool must have an iteration deployment before the baseline is spent
+        from internflow.work_pools import iteration_deployment
+
+        iteration_deployment(config.work_pool)
     recipe_method = config.recipe.partition("/")[0]
     workspace = Workspace.open(config.workspace)
     data = select_training_data(benchmark, config, data_paths(config, workspace), workspace.data_dir, recipe_method)

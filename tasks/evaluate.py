@@ -28,7 +28,14 @@ from internflow.diagnostics import load_samples
 from internflow.evaluation.integrity import check_evaluator
 from internflow.evaluation.lighteval_models import InProcessTransformersModel, ServedOpenAIModel
 from internflow.evaluation.lighteval_tasks import dump_samples, run_lighteval
-from internflow.evaluation.server import EvalServerError, VLLMServer, load_adapter, load_weights, served_model_name
+from internflow.evaluation.server import (
+    EvalServerError,
+    VLLMServer,
+    exclusive_use,
+    load_adapter,
+    load_weights,
+    served_model_name,
+)
 from internflow.markdown import cell, code, table
 from internflow.models import load_chat_tokenizer
 from internflow.schemas import EvalBackend, EvalResult, ServedModel
@@ -134,10 +141,11 @@ def _answering_model(
         yield InProcessTransformersModel(model_path, cache_dir)
         return
     tokenizer = load_chat_tokenizer(model_path)  # a model without a chat template is refused, named
-    served = campaign_server_for(server, model_path, run_name, adapter)
-    if served is not None:
-        yield ServedOpenAIModel(served, tokenizer, cache_dir)
-        return
+    with exclusive_use(server, log_dir):  # iterations evaluated at the same time take turns on it
+        served = campaign_server_for(server, model_path, run_name, adapter)
+        if served is not None:
+            yield ServedOpenAIModel(served, tokenizer, cache_dir)
+            return
     with VLLMServer(model_path, log_dir) as own:
         yield ServedOpenAIModel(own.served(), tokenizer, cache_dir)
 
