@@ -8,13 +8,13 @@ Iterations running at the same time move it under a file lock, and only upwards.
 from __future__ import annotations
 
 import fcntl
-import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from internflow.files import write_atomic
 
 __all__ = ["BEST_POINTER", "BestPointer", "locked", "read_pointer", "write_pointer"]
 
@@ -62,6 +62,4 @@ def write_pointer(root: Path, pointer: BestPointer | None) -> None:
     if pointer is None:
         path.unlink(missing_ok=True)
         return
-    staging = path.with_name(f".{BEST_POINTER}.{uuid.uuid4().hex}.tmp")
-    staging.write_text(pointer.model_dump_json(indent=2))
-    os.replace(staging, path)
+    write_atomic(path, pointer.model_dump_json(indent=2))
