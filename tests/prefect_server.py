@@ -55,14 +55,18 @@ class PrefectServer:
     def __init__(self, home: Path, extra_env: dict[str, str] | None = None) -> None:
         self.home = home
         port = _free_port()
-        self.env = os.environ | {
-            "PREFECT_HOME": str(home),
-            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
-            "PREFECT_WORKER_QUERY_SECONDS": "2",
-            "INTERNFLOW_OFFLINE": "1",
-        } | (extra_env or {})
+        self.env = (
+            os.environ
+            | {
+                "PREFECT_HOME": str(home),
+                "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+                "PREFECT_WORKER_QUERY_SECONDS": "2",
+                "INTERNFLOW_OFFLINE": "1",
+            }
+            | (extra_env or {})
+        )
         self.port = port
         self._stack = ExitStack()
 
