@@ -157,6 +157,7 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
                 break
             if len(round_) == 1:  # a round of one may come back with edited parameters
                 round_ = [round_[0].model_copy(update={"params": approval.params})]
+            best_before = ledger.best()
             contexts = [ledger.context_for(first + slot, campaign_id) for slot in range(len(round_))]
             for outcome in run_round(list(zip(round_, contexts, strict=True)), storage, lambda: ledger.elapsed_s, pool):
                 ledger.record(outcome.proposal, outcome.state, outcome.index, outcome.finished_s)
@@ -164,6 +165,8 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
                 log.info(narration.outcome_line(recorded, ledger.best()))
                 _announce(events.ITERATION_COMPLETED, config, workspace, campaign_id, _completed(recorded))
             publish_report(ledger.report("running", str(flow_run.id)), workspace.report_json)
+            if (best := ledger.best()) is not None and (best_before is None or best.index != best_before.index):
+                _announce(events.BEST_IMPROVED, config, workspace, campaign_id, _improved(best, ledger))
         log.info("stop: %s", reason)
 
         _score_on_test(ledger, evaluate_here, on_this_campaign)
@@ -171,11 +174,10 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
 
     close_planner_log(ledger.planner_state())
     final = ledger.report(reason, str(flow_run.id))
-    best = ledger.best()
-    stopped = {"reason": reason, "iterations": ledger.done, "best_iteration": best.index if best else None}
-    _announce(events.CAMPAIGN_STOPPED, config, workspace, campaign_id, stopped)
     publish_report(final, workspace.report_json)
     publish_campaign(final, workspace.root)
+    stopped = {"reason": reason, "iterations": ledger.done, "best_iteration": final.best_iteration}
+    _announce(events.CAMPAIGN_STOPPED, config, workspace, campaign_id, stopped)
     # The final state's message is the result, shown on the run page; callers still get the report.
     return Completed(message=narration.result_line(final), data=final)  # type: ignore[return-value]
 
@@ -206,6 +208,16 @@ def _completed(recorded: IterationResult | FailedIteration) -> dict[str, Any]:
         "n": recorded.evaluation.n,
         "verdict": recorded.diagnosis.verdict,
         "flow_run_id": recorded.flow_run_id,
+    }
+
+
+def _improved(best: IterationResult, ledger: CampaignLedger) -> dict[str, Any]:
+    return {
+        "index": best.index,
+        "accuracy": best.evaluation.accuracy,
+        "gain_points": round(100 * (best.evaluation.accuracy - ledger.baseline.accuracy), 2),
+        "model_path": best.train.model_path,
+        "flow_run_id": best.flow_run_id,
     }
 
 

@@ -1,7 +1,7 @@
 """Prefect events a campaign emits, with the campaign as their resource, for automations to act on.
 
     internflow.iteration.completed     an iteration was recorded (completed or failed)
-    internflow.best.improved           a new best model was published (its transaction committed)
+    internflow.best.improved           the campaign recorded a new best (its publication stood)
     internflow.contamination.blocked   the decontamination gate kept a dataset or a model back
     internflow.campaign.stopped        the campaign stopped, with its stated reason
 

@@ -15,7 +15,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.transactions import Transaction, get_transaction
 
-from internflow import events
 from internflow.best import BestPointer, locked, read_pointer, write_pointer
 from internflow.markdown import code, image
 from internflow.model_card import campaign_report_markdown, model_card_markdown, plot_learning_curve
@@ -93,8 +92,9 @@ def publish_model(
     """When this iteration beats the best published so far (healthy, scored on the whole eval
     subset, above the baseline): the workspace's best pointer moves to its model and, when the
     campaign pushes to the Hub, the model goes to a Hub branch named after its run.  Run inside
-    the iteration's transaction: a rollback puts both back (`_unpublish`), a commit announces it
-    (`internflow.best.improved`).  None when it is not the best."""
+    the iteration's transaction: a rollback puts both back (`_unpublish`).  None when it is not
+    the best.  (The campaign announces a new best, `internflow.best.improved`, once it has
+    recorded the iteration.)"""
     log = get_run_logger()
     if evaluation.n < context.baseline.n or diagnosis.verdict == "failed":
         log.info("not published: a screen or a failed iteration is never the best")
@@ -129,7 +129,6 @@ def publish_model(
         transaction.set("published", pointer)
         transaction.set("previous", current)
         transaction.set("workspace", context.workspace)
-        transaction.set("benchmark", context.benchmark)
     log.info("published iteration %d (%.1f%%) as the best%s", pointer.index, 100 * pointer.accuracy,
              f", Hub branch {pointer.hub_revision}" if pointer.hub_revision else "")  # fmt: skip
     return pointer
@@ -168,19 +167,3 @@ def _unpublish(transaction: Transaction) -> None:
 
         HfApi().delete_branch(pointer.hub_repo_id, branch=pointer.hub_revision)
     get_run_logger().warning("rolled back: iteration %d is no longer the published best", pointer.index)
-
-
-@publish_model.on_commit
-def _announce(transaction: Transaction) -> None:
-    pointer: BestPointer | None = transaction.get("published", None)
-    if pointer is None:
-        return
-    payload = {
-        "index": pointer.index,
-        "accuracy": pointer.accuracy,
-        "gain_points": round(pointer.gain_points, 2),
-        "model_path": pointer.model_path,
-        "hub_revision": pointer.hub_revision,
-    }
-    workspace, benchmark = transaction.get("workspace"), transaction.get("benchmark")
-    events.emit(events.BEST_IMPROVED, pointer.campaign_id, workspace, benchmark, payload, pointer.flow_run_id)
