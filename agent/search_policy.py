@@ -9,7 +9,8 @@
    parameter set it has already run.
 4. Multi-fidelity: while the budget has room for a round, each move is first *screened* — trained
    for `SCREEN_TRAIN` of its steps and scored on `SCREEN_EVAL` of the eval subset — and after
-   `SCREEN_WIDTH` screens (or when the budget has room for only one more run) the best screen of
+   `SCREEN_WIDTH` screens (or `parallel_iterations`, when more iterations run side by side; or
+   when the budget has room for only one more run) the best screen of
    the round is *promoted*: run in full, where it can become the best.  This is one rung of
    successive halving (Jamieson & Talwalkar, arXiv 1502.07943; Hyperband, arXiv 1603.06560).
 5. A proposal that would overrun the time left is shortened (down to a quarter of its steps)
@@ -197,7 +198,10 @@ class SearchPolicy:
         screens, attempted = _round(state)
         anchor = self._anchors(state)[0][1]
         room = budget.screens_that_fit(anchor)
-        screening = room >= (1 if attempted else 2) and attempted < SCREEN_WIDTH
+        # Iterations run side by side screen side by side: a round of N GPUs screens N ideas at once
+        # (a full run among unmeasured screens would end their round before any could be promoted).
+        width = max(SCREEN_WIDTH, state.config.parallel_iterations)
+        screening = room >= (1 if attempted else 2) and attempted < width
         if promote is not None and (promote.params.train_fraction == 1.0 or not screening):
             # Due: the round is over, or the screen was trained in full (its promotion only re-scores).
             return self._promotion(search, promote)
@@ -237,7 +241,7 @@ class SearchPolicy:
     def propose_batch(self, state: PlannerState, size: int) -> list[Proposal]:
         """Up to `size` distinct proposals for one planning round, best first: each is what
         `propose` would answer with the ones before it already running (screens count towards
-        the round of SCREEN_WIDTH, the budget counts them as spent)."""
+        the screen round, at least as wide as the planning round; the budget counts them as spent)."""
         chosen: list[Proposal] = []
         while len(chosen) < size:
             pending = state.pending + tuple(p.params for p in chosen)

@@ -42,6 +42,17 @@ def read_secret_block(name: str) -> str | None:
     return str(value) if value else None
 
 
+def _log() -> Any:
+    """The run's logger inside a flow or task run (so the line shows in Prefect), else this module's."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logger
+
+
 @contextmanager
 def secrets_from_blocks() -> Iterator[tuple[str, ...]]:
     """Fill each unset variable of SECRET_BLOCKS from its block for the duration; yields the names
@@ -55,7 +66,7 @@ def secrets_from_blocks() -> Iterator[tuple[str, ...]]:
             os.environ[variable] = value
             filled.append(variable)
     if filled:
-        logger.info("from Prefect Secret blocks: %s", ", ".join(filled))
+        _log().info("tokens from Prefect Secret blocks: %s", ", ".join(filled))  # names, never values
     try:
         yield tuple(filled)
     finally:

@@ -36,8 +36,9 @@ def iteration_deployment(pool: str) -> str:
         ) from None
     if not found:
         raise WorkPoolError(
-            f"work_pool: no {ITERATION_FLOW} deployment on work pool {pool!r}; create one from prefect.yaml "
-            "(`prefect deploy --name iteration`, or the docker/kubernetes ones) and start a worker per GPU"
+            f"work_pool: no {ITERATION_FLOW} deployment on work pool {pool!r} at this Prefect API; create one "
+            "from prefect.yaml (`prefect deploy --name iteration`, or the docker/kubernetes ones), start a worker "
+            "per GPU, and set PREFECT_API_URL to that server"
         )
     found.sort(key=lambda d: (not d.name.startswith("iteration"), d.name))
     return str(found[0].id)
