@@ -160,3 +160,28 @@ def test_with_one_gpu_slot_the_train_stages_take_turns(
     assert not _overlap(spans), f"one gpu slot, yet the train stages overlapped: {spans}"
     for one_slot, two_slots in zip(report.iterations, two_gpus.iterations, strict=True):
         _same_outcome(one_slot, two_slots)
+
+
+def test_without_a_pool_a_round_runs_as_sub_flows_of_the_campaign_at_the_same_time(
+    prefect_harness, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.digest import read_iteration_records
+    from flows.campaign import campaign
+
+    monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")
+    config = CampaignConfig(
+        model=str(tiny_model), workspace=str(tmp_path), max_iterations=2, parallel_iterations=2, eval_limit=8,
+        recipe="sft/smoke", eval_backend="transformers", planner="search", time_budget_minutes=60,
+    )  # fmt: skip
+    report = campaign(config)
+    assert [r.index for r in report.iterations] == [1, 2] and not report.failures
+    records = read_iteration_records(report.flow_run_id or "", report.iterations)
+    assert [r.index for r in records] == [1, 2], "both are sub-flow runs of the campaign run"
+    spans = _train_spans({"PREFECT_API_URL": _api_url()}, report)  # the session's test server
+    assert _overlap(spans), f"the round's train stages ran one after the other: {spans}"
+
+
+def _api_url() -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    return str(PREFECT_API_URL.value())
