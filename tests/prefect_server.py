@@ -54,6 +54,7 @@ class PrefectServer:
 
     def __init__(self, home: Path, extra_env: dict[str, str] | None = None) -> None:
         self.home = home
+        home.mkdir(parents=True, exist_ok=True)
         port = _free_port()
         self.env = (
             os.environ

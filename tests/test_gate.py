@@ -103,6 +103,27 @@ def _transaction(iteration, data: PreparedDataset, evaluator: str = ""):  # type
     return tail()
 
 
+def _publish_task_state() -> str:
+    """The state name of the newest publish-model task run, once the server has recorded its last change."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+    from prefect.client.schemas.sorting import TaskRunSort
+
+    deadline = time.monotonic() + 30
+    with get_client(sync_client=True) as client:
+        while True:
+            (run,) = client.read_task_runs(
+                task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="publish-model")),
+                sort=TaskRunSort.EXPECTED_START_TIME_DESC,
+                limit=1,
+            )
+            if run.state_name == "RolledBack" or time.monotonic() > deadline:
+                return str(run.state_name)
+            time.sleep(1)
+
+
 def test_a_new_best_is_published_when_the_gate_passes(prefect_harness, hub, iteration, tmp_path: Path) -> None:
     pointer, blocked = _transaction(iteration, _training_file(tmp_path, _clean_prompts()))
     assert blocked == "" and pointer is not None
@@ -129,6 +150,7 @@ def test_a_blocked_gate_rolls_back_the_best_pointer_and_the_hub_branch(
     assert read_pointer(tmp_path) == previous, "the best pointer is back on iteration 1"
     branch = [(r.method, r.path.rsplit("/", 1)[-1]) for r in hub.requests if "/branch/" in r.path]
     assert branch == [("POST", RUN), ("DELETE", RUN)], "the pushed revision is deleted"
+    assert _publish_task_state() == "RolledBack", "Prefect's history shows the publication undone"
 
 
 def test_an_evaluation_against_a_changed_evaluator_rolls_the_publication_back(
