@@ -212,7 +212,9 @@ class LLMPlanner:
     def _ask_batch(self, state: PlannerState, size: int, extra_tools: list[Tool], errors: list[str]) -> list[Proposal]:
         agent, space = self._agent(state, extra_tools), SearchSpace.for_state(state)
         request = _task_text(state, space, prompts()["batch"].format(size=size) + prompts()["agent_instruction"])
-        taken = {signature(p) for p in state.pending} | {signature(r.params) for r in state.history}
+        # Repeats within the round are dropped; a repeat of a past run is left to the guard, which
+        # re-asks with its reasons (the model learns why).
+        taken = {signature(p) for p in state.pending}
         for attempt in range(2):  # the answer, then one repair
             try:
                 outputs = parse_batch(agent.run(request, reset=attempt == 0))
