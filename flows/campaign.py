@@ -16,7 +16,7 @@ from prefect.states import Completed
 
 from agent.approval import request_round_approval
 from agent.budget import estimate_job, round_estimate_s, stop_reason
-from flows.rounds import run_round
+from flows.rounds import Outcome, run_round
 from internflow import events, narration
 from internflow.benchmarks import get_benchmark
 from internflow.evaluation.integrity import pin_evaluator
@@ -157,16 +157,9 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
                 break
             if len(round_) == 1:  # a round of one may come back with edited parameters
                 round_ = [round_[0].model_copy(update={"params": approval.params})]
-            best_before = ledger.best()
             contexts = [ledger.context_for(first + slot, campaign_id) for slot in range(len(round_))]
-            for outcome in run_round(list(zip(round_, contexts, strict=True)), storage, lambda: ledger.elapsed_s, pool):
-                ledger.record(outcome.proposal, outcome.state, outcome.index, outcome.finished_s)
-                recorded = ledger.at(outcome.index)
-                log.info(narration.outcome_line(recorded, ledger.best()))
-                _announce(events.ITERATION_COMPLETED, config, workspace, campaign_id, _completed(recorded))
-            publish_report(ledger.report("running", str(flow_run.id)), workspace.report_json)
-            if (best := ledger.best()) is not None and (best_before is None or best.index != best_before.index):
-                _announce(events.BEST_IMPROVED, config, workspace, campaign_id, _improved(best, ledger))
+            outcomes = run_round(list(zip(round_, contexts, strict=True)), storage, lambda: ledger.elapsed_s, pool)
+            _record_round(ledger, outcomes, workspace, campaign_id)
         log.info("stop: %s", reason)
 
         _score_on_test(ledger, evaluate_here, on_this_campaign)
@@ -196,6 +189,22 @@ def _fit_budget(
     for slot in range(len(fits), len(planned)):
         withdraw_proposal(first + slot, planned[slot], whole, ended=not fits)
     return fits, whole
+
+
+def _record_round(
+    ledger: CampaignLedger, outcomes: list[Outcome], workspace: Workspace, campaign_id: str | None
+) -> None:
+    """Every outcome of the round into the record (a failed or crashed run as failed), one log line
+    and one event each, then report.json; a new best is announced once it is recorded there."""
+    log, config, best_before = get_run_logger(), ledger.config, ledger.best()
+    for outcome in outcomes:
+        ledger.record(outcome.proposal, outcome.state, outcome.index, outcome.finished_s)
+        recorded = ledger.at(outcome.index)
+        log.info(narration.outcome_line(recorded, ledger.best()))
+        _announce(events.ITERATION_COMPLETED, config, workspace, campaign_id, _completed(recorded))
+    publish_report(ledger.report("running", str(flow_run.id)), workspace.report_json)
+    if (best := ledger.best()) is not None and (best_before is None or best.index != best_before.index):
+        _announce(events.BEST_IMPROVED, config, workspace, campaign_id, _improved(best, ledger))
 
 
 def _completed(recorded: IterationResult | FailedIteration) -> dict[str, Any]:
