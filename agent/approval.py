@@ -21,7 +21,14 @@ from pydantic import BaseModel, Field
 from agent.budget import JobEstimate, estimate_job
 from internflow.schemas import CampaignConfig, IterationParams, Proposal
 
-__all__ = ["ApprovalDecision", "ApprovalInput", "approval_reason", "request_approval"]
+__all__ = [
+    "ApprovalDecision",
+    "ApprovalInput",
+    "RoundApprovalInput",
+    "approval_reason",
+    "request_approval",
+    "request_round_approval",
+]
 
 
 class ApprovalInput(RunInput):
@@ -91,6 +98,50 @@ def request_approval(proposal: Proposal, estimate_s: float | None, config: Campa
         markdown=f"## Approval: {decision.describe()}\n\nAsked because: {reason}.\n\n"
         f"```json\n{decision.params.model_dump_json(indent=2)}\n```",
         description=f"approval: {decision.describe()}",
+    )
+    return decision
+
+
+class RoundApprovalInput(RunInput):
+    """The form for a round of several iterations: all of them run, or none (edit one by lowering
+    parallel_iterations)."""
+
+    decision: Literal["approve", "reject"] = Field("approve", description="Run this round, or stop the campaign.")
+    note: str = Field("", description="Why (kept in the approval artifact).")
+
+
+@task(name="approval", cache_policy=NO_CACHE)
+def request_round_approval(
+    proposals: tuple[Proposal, ...], estimate_s: float | None, config: CampaignConfig
+) -> ApprovalDecision:
+    """One decision for a round run at the same time, on the sum of its iterations' estimates
+    (a round of one is `request_approval`, whose form can also edit the parameters).  The
+    decision's `params` are the first proposal's."""
+    if len(proposals) == 1:
+        return request_approval.fn(proposals[0], estimate_s, config)
+    estimate = None if estimate_s is None else estimate_job(estimate_s, "gpu", config.gpu_usd_per_hour)
+    reason = approval_reason(config, estimate)
+    first = proposals[0].params
+    if reason is None:
+        return ApprovalDecision(decision="approve", by="not needed", params=first)
+    reason = f"a round of {len(proposals)} iterations, counted as their sum: {reason}"
+    listed = "\n".join(f"- {p.rationale}" for p in proposals)
+    form = RoundApprovalInput.with_initial_data(
+        description=f"**Approve this round?** {reason}.\n\n{listed}\n\n"
+        f"No answer in {config.approval_timeout_s} s → {config.approval_default}.",
+        decision="approve",
+    )
+    try:
+        answer = pause_flow_run(wait_for_input=form, timeout=config.approval_timeout_s)
+        decision = ApprovalDecision(decision=answer.decision, by="human", reason=reason, note=answer.note, params=first)
+    except FlowPauseTimeout:
+        _resume_after_timeout()
+        decision = ApprovalDecision(decision=config.approval_default, by="timeout default", reason=reason, params=first)
+    get_run_logger().info(f"approval of a round of {len(proposals)}: {decision.describe()}")
+    create_markdown_artifact(
+        key="approval",
+        markdown=f"## Approval: {decision.describe()}\n\nAsked because: {reason}.\n\n{listed}",
+        description=f"approval (round of {len(proposals)}): {decision.describe()}",
     )
     return decision
 

@@ -20,6 +20,7 @@ __all__ = [
     "estimate_iteration_seconds",
     "estimate_job",
     "hf_jobs_hourly_usd",
+    "round_estimate_s",
     "stop_reason",
 ]
 
@@ -102,19 +103,32 @@ def stop_reason(
     next_estimate_s: float | None = None,
     next_job: JobEstimate | None = None,
     money_left_usd: float | None = None,
+    round_size: int = 1,
 ) -> str | None:
     """Why the campaign must stop now, or None.  With an estimate, also stop when the next
-    iteration would not finish inside the budget, or (with a money budget) cost more than is left."""
+    iteration would not finish inside the budget, or (with a money budget) cost more than is left.
+    A round of `round_size` iterations run at the same time counts as the sum of its iterations
+    (`next_estimate_s` and `next_job` are that sum): GPU time and money are spent per iteration."""
     if iterations_done >= max_iterations:
         return f"iteration budget spent ({iterations_done} of {max_iterations})"
     remaining = time_budget_s - elapsed_s
     if remaining <= 0:
         return f"time budget spent ({elapsed_s / 60:.1f} of {time_budget_s / 60:.1f} min)"
+    what = "the next iteration" if round_size == 1 else f"the next round of {round_size} iterations"
+    summed = "" if round_size == 1 else " (the sum of its iterations)"
     if next_estimate_s is not None and next_estimate_s > remaining:
         return (
-            f"time budget: the next iteration needs ~{next_estimate_s / 60:.1f} min, "
+            f"time budget: {what} needs ~{next_estimate_s / 60:.1f} min{summed}, "
             f"{remaining / 60:.1f} min left of {time_budget_s / 60:.1f}"
         )
     if next_job is not None and money_left_usd is not None and next_job.usd > money_left_usd:
-        return f"money budget: the next job needs {next_job.describe()}, ${money_left_usd:.2f} left"
+        job = "the next job" if round_size == 1 else f"{what}"
+        return f"money budget: {job} needs {next_job.describe()}{summed}, ${money_left_usd:.2f} left"
     return None
+
+
+def round_estimate_s(proposals: list[IterationParams], history: list[IterationResult]) -> float | None:
+    """A round's estimate: the sum of its iterations' (None until an iteration has been measured)."""
+    estimates = [estimate_iteration_seconds(params, history) for params in proposals]
+    known = [e for e in estimates if e is not None]
+    return sum(known) if known else None

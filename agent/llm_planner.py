@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING
 import yaml
 from pydantic import ValidationError
 
+from agent.guard import signature as guard_signature
 from agent.moves import MOVES
 from agent.planner import Planner, PlannerState, load_recipe
-from agent.search_policy import SearchPolicy
+from agent.search_policy import SearchPolicy, signature
 from agent.search_space import PlannerOutput, PlannerOutputError, SearchSpace
 from internflow.schemas import IterationParams, Proposal
 
@@ -39,6 +40,7 @@ __all__ = [
     "PlannerOutputError",
     "SearchSpace",
     "anchor_params",
+    "parse_batch",
     "prompts",
 ]
 
@@ -68,6 +70,24 @@ def parse_output(answer: object) -> PlannerOutput:
         raise PlannerOutputError(str(error).replace("\n", " ")) from error
 
 
+def parse_batch(answer: object) -> list[PlannerOutput]:
+    """A batch answer: {"proposals": [...]}, a JSON list, or one object (a batch of one)."""
+    if isinstance(answer, str):
+        found = re.search(r"[\[{].*[\]}]", answer, re.DOTALL)
+        if not found:
+            raise PlannerOutputError(f"no JSON in the answer: {answer[:200]!r}")
+        try:
+            answer = json.loads(found.group(0))
+        except json.JSONDecodeError as error:
+            raise PlannerOutputError(f"invalid JSON ({error}): {found.group(0)[:200]!r}") from error
+    if isinstance(answer, dict) and isinstance(answer.get("proposals"), list):
+        answer = answer["proposals"]
+    items = answer if isinstance(answer, list) else [answer]
+    if not items:
+        raise PlannerOutputError("the batch is empty")
+    return [parse_output(item) for item in items]
+
+
 def anchor_params(state: PlannerState) -> IterationParams:
     """Where proposals start from: the best iteration, else the latest attempt, else the recipe;
     scored on the whole eval subset, so that a screen is always the planner's explicit choice."""
@@ -85,6 +105,8 @@ def anchor_params(state: PlannerState) -> IterationParams:
 def _task_text(state: PlannerState, space: SearchSpace, final_instruction: str) -> str:
     text = prompts()
     feedback = text["feedback"].format(reasons=state.feedback) if state.feedback else ""
+    if state.pending:  # the round's earlier picks run alongside this one
+        feedback += text["pending"].format(chosen="; ".join(guard_signature(p) for p in state.pending))
     anchor = anchor_params(state).model_dump(mode="json", exclude={"seed"})
     return text["task"].format(
         model=state.config.model,
@@ -146,25 +168,73 @@ class LLMPlanner:
             update={"rationale": f"{fallback.rationale} [fallback: {reason}]", "source": "search (fallback)"}
         )
 
+    def propose_batch(self, state: PlannerState, size: int) -> list[Proposal]:
+        """Up to `size` distinct proposals for one round, from one answer of the model (a JSON list);
+        the slots it leaves empty or fills with repeats go to the search policy's next picks."""
+        errors: list[str] = []
+        try:
+            with self.mcp_tools() as extra_tools:
+                chosen = self._ask_batch(state, size, extra_tools, errors)
+        except Exception as error:
+            errors.append(f"{type(error).__name__}: {error}"[:400])
+            chosen = []
+        if len(chosen) < size:
+            pending = state.pending + tuple(p.params for p in chosen)
+            more = SearchPolicy().propose_batch(state.model_copy(update={"pending": pending}), size - len(chosen))
+            why = f"{self.name} planner proposed {len(chosen)} of {size}" + (
+                f" ({' | '.join(errors)})" if errors else ""
+            )
+            chosen += [
+                p.model_copy(update={"rationale": f"{p.rationale} [fallback: {why}]", "source": "search (fallback)"})
+                for p in more
+            ]
+        return chosen
+
     def stop_reason(self, state: PlannerState) -> str:
         """Only the fallback ever has nothing to propose (a failed model hands over to it): its reason."""
         explain = getattr(self.fallback, "stop_reason", None)
         return str(explain(state)) if explain else "the fallback planner had nothing to propose"
 
-    def _ask(self, state: PlannerState, extra_tools: list[Tool], errors: list[str]) -> Proposal | None:
+    def _agent(self, state: PlannerState, extra_tools: list[Tool]):  # type: ignore[no-untyped-def]
         from smolagents import Model, ToolCallingAgent
 
         from agent.tools import campaign_tools
 
         model = self._model if isinstance(self._model, Model) else self._model()
-        space = SearchSpace.for_state(state)
-        agent = ToolCallingAgent(
+        return ToolCallingAgent(
             tools=[*campaign_tools(state), *extra_tools],
             model=model,
             max_steps=self.max_agent_steps,
             instructions=prompts()["system"],
             verbosity_level=0,
         )
+
+    def _ask_batch(self, state: PlannerState, size: int, extra_tools: list[Tool], errors: list[str]) -> list[Proposal]:
+        agent, space = self._agent(state, extra_tools), SearchSpace.for_state(state)
+        request = _task_text(state, space, prompts()["batch"].format(size=size) + prompts()["agent_instruction"])
+        # Repeats within the round are dropped; a repeat of a past run is left to the guard, which
+        # re-asks with its reasons (the model learns why).
+        taken = {signature(p) for p in state.pending}
+        for attempt in range(2):  # the answer, then one repair
+            try:
+                outputs = parse_batch(agent.run(request, reset=attempt == 0))
+                chosen: list[Proposal] = []
+                for output in outputs:
+                    params = space.apply(anchor_params(state), output)
+                    if signature(params) not in taken and len(chosen) < size:
+                        taken.add(signature(params))
+                        chosen.append(
+                            Proposal(params=params, rationale=output.rationale, evidence=tuple(output.evidence),
+                                     source=self.name)
+                        )  # fmt: skip
+                return chosen
+            except Exception as error:  # repaired once, then the search policy fills the round
+                errors.append(f"{type(error).__name__}: {error}"[:400])
+                request = prompts()["repair"].format(error=errors[-1])
+        return []
+
+    def _ask(self, state: PlannerState, extra_tools: list[Tool], errors: list[str]) -> Proposal | None:
+        agent, space = self._agent(state, extra_tools), SearchSpace.for_state(state)
         request = _task_text(state, space, prompts()["agent_instruction"])
         for attempt in range(2):  # the answer, then one repair
             try:

@@ -57,6 +57,9 @@ class PlannerState(BaseModel):
     records: tuple[IterationRecord, ...] = ()
     feedback: str = ""
     rejected: tuple[str, ...] = ()
+    # Proposals already chosen for this planning round: they run alongside the next one, unmeasured,
+    # so the next proposal must differ from them and the budget counts them as spent.
+    pending: tuple[IterationParams, ...] = ()
 
     @model_validator(mode="after")
     def _no_test_scores(self) -> PlannerState:

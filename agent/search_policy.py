@@ -9,7 +9,8 @@
    parameter set it has already run.
 4. Multi-fidelity: while the budget has room for a round, each move is first *screened* — trained
    for `SCREEN_TRAIN` of its steps and scored on `SCREEN_EVAL` of the eval subset — and after
-   `SCREEN_WIDTH` screens (or when the budget has room for only one more run) the best screen of
+   `SCREEN_WIDTH` screens (or `parallel_iterations`, when more iterations run side by side; or
+   when the budget has room for only one more run) the best screen of
    the round is *promoted*: run in full, where it can become the best.  This is one rung of
    successive halving (Jamieson & Talwalkar, arXiv 1502.07943; Hyperband, arXiv 1603.06560).
 5. A proposal that would overrun the time left is shortened (down to a quarter of its steps)
@@ -84,7 +85,7 @@ class _Budget:
 
     @classmethod
     def of(cls, state: PlannerState) -> _Budget:
-        done = len(state.history) + len(state.failures)
+        done = len(state.history) + len(state.failures) + len(state.pending)  # a round's picks are spent
         ends = [r.finished_s for r in state.history if r.finished_s is not None]
         ends += [f.finished_s for f in state.failures if f.finished_s is not None]
         seconds = state.config.time_budget_minutes * 60 - max(ends) if ends else None
@@ -125,6 +126,8 @@ def _round(state: PlannerState) -> tuple[list[IterationResult], int]:
     """The screens run since the last full-fidelity iteration (finished ones), and how many were
     attempted in all (failed ones too)."""
     attempts = [(r.index, r.params) for r in state.history] + [(f.index, f.params) for f in state.failures]
+    done = len(attempts)
+    attempts += [(done + 1 + i, p) for i, p in enumerate(state.pending)]  # this round's picks come next
     last_full = max((i for i, p in attempts if not p.screened), default=0)
     screens = [r for r in state.history if r.index > last_full and r.params.screened]
     return screens, sum(1 for i, p in attempts if i > last_full and p.screened)
@@ -187,7 +190,7 @@ class SearchPolicy:
         """Every untried proposal of the current stage, best first: a promotion that is due; else
         reactions and moves as screens (when the budget has room for a round) or as full runs;
         else any promotion left.  Empty when nothing is left (see `stop_reason`)."""
-        if not state.history and not state.failures:
+        if not state.history and not state.failures and not state.pending:
             params = load_recipe(state.config.model, state.config.recipe, state.default_datasets)
             return [Proposal(params=params, rationale=f"start from recipe {state.config.recipe!r}")]
         search = self._search(state)
@@ -195,7 +198,10 @@ class SearchPolicy:
         screens, attempted = _round(state)
         anchor = self._anchors(state)[0][1]
         room = budget.screens_that_fit(anchor)
-        screening = room >= (1 if attempted else 2) and attempted < SCREEN_WIDTH
+        # Iterations run side by side screen side by side: a round of N GPUs screens N ideas at once
+        # (a full run among unmeasured screens would end their round before any could be promoted).
+        width = max(SCREEN_WIDTH, state.config.parallel_iterations)
+        screening = room >= (1 if attempted else 2) and attempted < width
         if promote is not None and (promote.params.train_fraction == 1.0 or not screening):
             # Due: the round is over, or the screen was trained in full (its promotion only re-scores).
             return self._promotion(search, promote)
@@ -232,9 +238,26 @@ class SearchPolicy:
 
     # -- internals ------------------------------------------------------------------------
 
+    def propose_batch(self, state: PlannerState, size: int) -> list[Proposal]:
+        """Up to `size` distinct proposals for one planning round, best first: each is what
+        `propose` would answer with the ones before it already running (screens count towards
+        the screen round, at least as wide as the planning round; the budget counts them as spent)."""
+        chosen: list[Proposal] = []
+        while len(chosen) < size:
+            pending = state.pending + tuple(p.params for p in chosen)
+            so_far = state.model_copy(update={"pending": pending})
+            if chosen and _Budget.of(so_far).iterations <= 0:  # the round may not outrun max_iterations
+                break
+            proposal = self.propose(so_far)
+            if proposal is None:
+                break
+            chosen.append(proposal)
+        return chosen
+
     @staticmethod
     def _search(state: PlannerState) -> _Search:
         tried = {signature(r.params) for r in state.history} | {signature(f.params) for f in state.failures}
+        tried |= {signature(p) for p in state.pending}
         return _Search(state, tried, set(state.rejected), SearchSpace.for_state(state), _Budget.of(state))
 
     @staticmethod
@@ -251,6 +274,8 @@ class SearchPolicy:
         if whole:
             return [(r.index, r.params.in_full()) for r in sorted(whole, key=lambda r: -r.evaluation.accuracy)]
         attempts = [(r.index, r.params) for r in state.history] + [(f.index, f.params) for f in state.failures]
+        if not attempts:  # the first round: moves around the recipe, which runs alongside them
+            return [(0, load_recipe(state.config.model, state.config.recipe, state.default_datasets))]
         index, params = max(attempts, key=lambda a: a[0])
         return [(index, params.in_full())]
 
@@ -271,6 +296,7 @@ class SearchPolicy:
         for index, anchor in self._anchors(state):
             best = next((r for r in state.history if r.index == index), None)
             where = f"iteration {index}" + (f" ({best.evaluation.accuracy:.1%})" if best else "")
+            where = where if index else f"recipe {state.config.recipe!r}"
             for name, move in MOVES:
                 candidate = move(anchor, state)
                 search.add(found, candidate and fidelity(candidate), anchor, f"{kind}{name}, starting from {where}")

@@ -1,34 +1,46 @@
 """The campaign: evaluate the untouched base model, then let the planner drive research
-iterations until the budget is spent.  Ends with the best model and a stated stop reason.
+iterations, in rounds of `parallel_iterations` run at the same time, until the budget is spent.
+Ends with the best model and a stated stop reason.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prefect import flow, get_run_logger, tags
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed
 
-from agent.approval import request_approval
-from agent.budget import estimate_iteration_seconds, estimate_job, stop_reason
-from agent.digest import GUARD_TAG_PREFIX
-from flows.iteration import research_iteration
-from internflow import narration
+from agent.approval import request_round_approval
+from agent.budget import estimate_job, round_estimate_s, stop_reason
+from flows.rounds import Outcome, run_round
+from internflow import events, narration
 from internflow.benchmarks import get_benchmark
 from internflow.evaluation.integrity import pin_evaluator
 from internflow.ledger import CampaignLedger
 from internflow.preflight import Preflight, preflight
 from internflow.resume import one_campaign_per_workspace, resume, unfinished_record
 from internflow.retention import DiskBudget
-from internflow.schemas import CampaignConfig, CampaignReport, IterationParams, LiteratureRequest, NoProposal
+from internflow.schemas import (
+    CampaignConfig,
+    CampaignReport,
+    FailedIteration,
+    IterationParams,
+    IterationResult,
+    LiteratureRequest,
+    NoProposal,
+    Proposal,
+)
+from internflow.secrets import secrets_from_blocks
+from internflow.work_pools import iteration_deployment
 from internflow.workspace import Workspace
 from tasks.discover import discover_data
 from tasks.evaluate import eval_server, evaluate_model
 from tasks.literature import survey_literature
-from tasks.plan import close_planner_log, plan_next_iteration, withdraw_proposal
+from tasks.plan import close_planner_log, plan_round, withdraw_proposal
 from tasks.publish import publish_campaign
 from tasks.report import publish_failure, publish_report
 
@@ -43,7 +55,8 @@ def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # no
         checked = preflight(config)  # refuse bad input (and a target with no usable data) before spending anything
         started, progress = time.monotonic(), _Progress()
         try:
-            return _run(config, workspace, checked, progress)
+            with secrets_from_blocks():  # HF and planner tokens from Prefect Secret blocks, the environment first
+                return _run(config, workspace, checked, progress)
         except Exception as error:
             # Past preflight a failure still leaves report.json: the record so far and what ended it.
             so_far = progress.ledger.report("failed", str(flow_run.id)) if progress.ledger else None
@@ -77,6 +90,7 @@ class _Progress:
 
 def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progress: _Progress) -> CampaignReport:
     log = get_run_logger()  # one line per decision: what a user reads first
+    campaign_id = str(flow_run.id) if flow_run.id else None  # the resource of the campaign's events
     benchmark = get_benchmark(config.benchmark)
     storage = workspace.results_dir  # persisted results and cache records live in the workspace
     literature = survey_literature(
@@ -112,8 +126,9 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
         publish_report(ledger.report("running", str(flow_run.id)), workspace.report_json)
         disk = DiskBudget(workspace, checked.base_model, config.keep_last_models)
 
-        def out_of_budget(next_params: IterationParams | None = None) -> str | None:
-            estimate = estimate_iteration_seconds(next_params, ledger.history) if next_params else None
+        def out_of_budget(round_: list[IterationParams] | None = None) -> str | None:
+            """Why not run this round (a round counts as the sum of its iterations), or None."""
+            estimate = round_estimate_s(round_, ledger.history) if round_ else None
             money_left = None if config.money_budget_usd is None else config.money_budget_usd - ledger.spent_usd
             return stop_reason(
                 elapsed_s=ledger.elapsed_s,
@@ -123,30 +138,37 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
                 next_estimate_s=estimate,
                 next_job=None if estimate is None else estimate_job(estimate, "gpu", config.gpu_usd_per_hour),
                 money_left_usd=money_left,
+                round_size=len(round_ or ()) or 1,
             )
 
+        pool = iteration_deployment(config.work_pool) if config.work_pool else None  # its iteration deployment
         while not (reason := out_of_budget()):
-            proposal = plan_next_iteration(ledger.planner_state())
-            if isinstance(proposal, NoProposal):
-                reason = f"planner: {proposal.reason}"
+            size = min(config.parallel_iterations, config.max_iterations - ledger.done)
+            planned = plan_round(ledger.planner_state(), size)
+            if isinstance(planned, NoProposal):
+                reason = f"planner: {planned.reason}"
                 break
-            log.info(narration.proposal_line(ledger.done + 1, proposal))
-            if reason := out_of_budget(proposal.params) or disk.before_iteration():
-                withdraw_proposal(ledger.done + 1, proposal, reason)
+            first = ledger.done + 1
+            for slot, proposal in enumerate(planned):
+                log.info(narration.proposal_line(first + slot, proposal))
+            round_, unfit = _fit_budget(list(planned), out_of_budget, first)
+            if not round_ or (reason := disk.before_iteration()):
+                reason = reason or unfit
+                for slot, proposal in enumerate(round_):
+                    withdraw_proposal(first + slot, proposal, reason)
                 break
-            approval = request_approval(proposal, estimate_iteration_seconds(proposal.params, ledger.history), config)
+            estimate = round_estimate_s([p.params for p in round_], ledger.history)
+            approval = request_round_approval(tuple(round_), estimate, config)
             if approval.decision == "reject":
                 reason = f"approval: {approval.describe()}"
-                withdraw_proposal(ledger.done + 1, proposal, reason)
+                for slot, proposal in enumerate(round_):
+                    withdraw_proposal(first + slot, proposal, reason)
                 break
-            proposal = proposal.model_copy(update={"params": approval.params})
-            with tags(GUARD_TAG_PREFIX + proposal.guard_action):  # the guard's action, kept in Prefect's history
-                outcome = research_iteration.with_options(result_storage=storage)(
-                    proposal.params, ledger.next_context(), proposal.rationale, return_state=True
-                )
-            ledger.record(proposal, outcome)
-            log.info(narration.outcome_line(ledger.latest(), ledger.best()))
-            publish_report(ledger.report("running", str(flow_run.id)), workspace.report_json)
+            if len(round_) == 1:  # a round of one may come back with edited parameters
+                round_ = [round_[0].model_copy(update={"params": approval.params})]
+            contexts = [ledger.context_for(first + slot, campaign_id) for slot in range(len(round_))]
+            outcomes = run_round(list(zip(round_, contexts, strict=True)), storage, lambda: ledger.elapsed_s, pool)
+            _record_round(ledger, outcomes, workspace, campaign_id)
             if reason := disk.after_iteration(ledger):  # retention; a full disk stops the campaign
                 break
         log.info("stop: %s", reason)
@@ -158,5 +180,67 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
     final = ledger.report(reason, str(flow_run.id))
     publish_report(final, workspace.report_json)
     publish_campaign(final, workspace.root)
+    stopped = {"reason": reason, "iterations": ledger.done, "best_iteration": final.best_iteration}
+    _announce(events.CAMPAIGN_STOPPED, config, workspace, campaign_id, stopped)
     # The final state's message is the result, shown on the run page; callers still get the report.
     return Completed(message=narration.result_line(final), data=final)  # type: ignore[return-value]
+
+
+def _fit_budget(
+    planned: list[Proposal], out_of_budget: Callable[[list[IterationParams]], str | None], first: int
+) -> tuple[list[Proposal], str]:
+    """The round cut (from its end) to what the budget can pay for, and the whole round's stop
+    reason ("" when it all fits).  Each proposal cut says so in its artifact."""
+    whole = out_of_budget([p.params for p in planned])
+    if whole is None:
+        return planned, ""
+    fits = list(planned)
+    while fits and out_of_budget([p.params for p in fits]):
+        fits.pop()
+    for slot in range(len(fits), len(planned)):
+        withdraw_proposal(first + slot, planned[slot], whole, ended=not fits)
+    return fits, whole
+
+
+def _record_round(
+    ledger: CampaignLedger, outcomes: list[Outcome], workspace: Workspace, campaign_id: str | None
+) -> None:
+    """Every outcome of the round into the record (a failed or crashed run as failed), one log line
+    and one event each, then report.json; a new best is announced once it is recorded there."""
+    log, config, best_before = get_run_logger(), ledger.config, ledger.best()
+    for outcome in outcomes:
+        ledger.record(outcome.proposal, outcome.state, outcome.index, outcome.finished_s)
+        recorded = ledger.at(outcome.index)
+        log.info(narration.outcome_line(recorded, ledger.best()))
+        _announce(events.ITERATION_COMPLETED, config, workspace, campaign_id, _completed(recorded))
+    publish_report(ledger.report("running", str(flow_run.id)), workspace.report_json)
+    if (best := ledger.best()) is not None and (best_before is None or best.index != best_before.index):
+        _announce(events.BEST_IMPROVED, config, workspace, campaign_id, _improved(best, ledger))
+
+
+def _completed(recorded: IterationResult | FailedIteration) -> dict[str, Any]:
+    if isinstance(recorded, FailedIteration):
+        return {"index": recorded.index, "state": "failed", "error": recorded.error[:300]}
+    return {
+        "index": recorded.index,
+        "state": "blocked" if recorded.blocked else "completed",
+        "accuracy": recorded.evaluation.accuracy,
+        "n": recorded.evaluation.n,
+        "verdict": recorded.diagnosis.verdict,
+        "flow_run_id": recorded.flow_run_id,
+    }
+
+
+def _improved(best: IterationResult, ledger: CampaignLedger) -> dict[str, Any]:
+    return {
+        "index": best.index,
+        "accuracy": best.evaluation.accuracy,
+        "gain_points": round(100 * (best.evaluation.accuracy - ledger.baseline.accuracy), 2),
+        "model_path": best.train.model_path,
+        "flow_run_id": best.flow_run_id,
+    }
+
+
+def _announce(event: str, config: CampaignConfig, workspace: Workspace, campaign_id: str | None, payload: dict) -> None:
+    run = payload.get("flow_run_id")
+    events.emit(event, campaign_id, str(workspace.root), config.benchmark, payload, run)

@@ -1,4 +1,6 @@
-"""One research iteration: literature → dataset → (self-distill) → train → evaluate → diagnose."""
+"""One research iteration: literature → dataset → (self-distill) → train → evaluate → diagnose →
+publish, the last four as one Prefect transaction: a new best model is published (best pointer,
+Hub branch) only if everything after it holds too, and rolled back otherwise."""
 
 from __future__ import annotations
 
@@ -6,9 +8,11 @@ import time
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.transactions import transaction
 
-from internflow import narration
+from internflow import events, narration
 from internflow.benchmarks import get_benchmark
+from internflow.evaluation.server import reachable
 from internflow.schemas import (
     IterationContext,
     IterationParams,
@@ -17,14 +21,16 @@ from internflow.schemas import (
     PreparedDataset,
     TrainRequest,
 )
+from internflow.secrets import secrets_from_blocks
 from internflow.workspace import Workspace
 from tasks.dataset import prepare_dataset
 from tasks.diagnose import diagnose_iteration
 from tasks.distill import distill_request, self_distill
 from tasks.evaluate import evaluate_model, on_first_items
+from tasks.gate import ContaminationBlocked, publish_gate
 from tasks.literature import survey_literature
-from tasks.publish import publish_learning_curve
-from tasks.train import build_train_request, train_model
+from tasks.publish import publish_learning_curve, publish_model
+from tasks.train import build_train_request, gpu_slot, train_model
 
 __all__ = ["research_iteration", "starting_model", "train_request"]
 
@@ -52,7 +58,27 @@ def train_request(
 def research_iteration(params: IterationParams, context: IterationContext, rationale: str = "") -> IterationResult:
     started = time.monotonic()
     workspace = Workspace.open(context.workspace)
+    with secrets_from_blocks():  # a run on a worker reads its tokens from Prefect Secret blocks too
+        result = _iterate(params, context, rationale, workspace)
+    result = result.model_copy(update={"wall_s": time.monotonic() - started})
+    # Read back by the campaign when this ran on a work pool (a worker's own process).
+    path = workspace.iterations_dir / f"{result.flow_run_id}.json"
+    path.write_text(result.model_dump_json())
+    get_run_logger().info(narration.iteration_line(result, context.workspace))
+    return result
+
+
+def _iterate(
+    params: IterationParams, context: IterationContext, rationale: str, workspace: Workspace
+) -> IterationResult:
     benchmark = get_benchmark(context.benchmark)
+    # The campaign's eval server when this process can reach it; a worker on another machine
+    # cannot, and evaluates on a server of its own (or against eval_endpoint, reachable anywhere).
+    server = context.eval_server if reachable(context.eval_server) else None
+    if context.eval_server is not None and server is None:
+        get_run_logger().info(
+            "the campaign's eval server %s is out of reach: a server of its own", context.eval_server.base_url
+        )
 
     literature = survey_literature(
         LiteratureRequest(query=benchmark.literature_query, cache_dir=workspace.literature_dir)
@@ -71,37 +97,50 @@ def research_iteration(params: IterationParams, context: IterationContext, ratio
         model=starting_model(params, context)[0],  # rows measured in its tokens against max_length
         max_length=params.max_length,
     )
+    _announce_blocked(data, context)
     if params.self_distill_k:  # the starting model's own answers that the task's judge accepts
         distilling = distill_request(
             params, data, starting_model(params, context), context.benchmark, workspace.data_dir
         )
-        data = self_distill(distilling, context.eval_backend, context.eval_server, workspace.logs_dir)
+        data = self_distill(distilling, context.eval_backend, server, workspace.logs_dir)
     request = train_request(params, data, context, workspace)
-    trained = train_model(request)
-    publish_learning_curve(trained, context.index, workspace.reports_dir)
-    evaluation = evaluate_model(
-        trained.model_path,
-        request.run_name,
-        context.benchmark,
-        context.eval_items(params.eval_fraction),
-        context.seed,
-        f"iteration-{context.index}",
-        workspace.samples_dir,
-        backend=context.eval_backend,
-        server=context.eval_server,
-        adapter=trained.adapter(),
-        evaluator=context.evaluator,
-        split=context.eval_split,  # dev: the test split is the campaign's, scored once at its end
-    )
-    # A screened iteration is compared with the baseline and the best on its own (fewer) items.
-    baseline = on_first_items(context.baseline, evaluation.n)
-    best = on_first_items(context.best, evaluation.n) if context.best else None
-    start = best if params.init_from == "best" else baseline
-    diagnosis = diagnose_iteration(
-        trained, evaluation, baseline, best, start=start, trackio_dir=str(workspace.trackio_dir)
-    )
+    blocked = None
+    try:
+        with transaction():  # train → evaluate → publish: a failure or a blocked gate undoes the publication
+            with gpu_slot():  # the train task's run is the time its job held a GPU
+                trained = train_model(request)
+            publish_learning_curve(trained, context.index, workspace.reports_dir)
+            evaluation = evaluate_model(
+                trained.model_path,
+                request.run_name,
+                context.benchmark,
+                context.eval_items(params.eval_fraction),
+                context.seed,
+                f"iteration-{context.index}",
+                workspace.samples_dir,
+                backend=context.eval_backend,
+                server=server,
+                adapter=trained.adapter(),
+                evaluator=context.evaluator,
+                split=context.eval_split,  # dev: the test split is the campaign's, scored once at its end
+            )
+            # A screened iteration is compared with the baseline and the best on its own (fewer) items.
+            baseline = on_first_items(context.baseline, evaluation.n)
+            best = on_first_items(context.best, evaluation.n) if context.best else None
+            start = best if params.init_from == "best" else baseline
+            diagnosis = diagnose_iteration(
+                trained, evaluation, baseline, best, start=start, trackio_dir=str(workspace.trackio_dir)
+            )
+            if publish_model(trained, evaluation, diagnosis, context, str(flow_run.id)) is not None:
+                publish_gate(data, context.benchmark, context.evaluator)
+    except ContaminationBlocked as gate:
+        blocked = str(gate)
+        get_run_logger().warning("publish gate: %s", blocked)
+        payload = {"index": context.index, "stage": "publish-gate", "reason": blocked}
+        events.emit(events.CONTAMINATION_BLOCKED, context.campaign_id, context.workspace, context.benchmark,
+                    payload, str(flow_run.id))  # fmt: skip
 
-    result = IterationResult(
+    return IterationResult(
         index=context.index,
         params=params,
         rationale=rationale,
@@ -111,7 +150,16 @@ def research_iteration(params: IterationParams, context: IterationContext, ratio
         train=trained,
         evaluation=evaluation,
         diagnosis=diagnosis,
-        wall_s=time.monotonic() - started,
+        wall_s=0.0,
+        blocked=blocked,
     )
-    get_run_logger().info(narration.iteration_line(result, context.workspace))
-    return result
+
+
+def _announce_blocked(data: PreparedDataset, context: IterationContext) -> None:
+    """One `internflow.contamination.blocked` event per dataset the decontamination gate kept out."""
+    for check in data.checks:
+        if check.blocked and check.contaminated_rows:
+            payload = {"index": context.index, "stage": "dataset", "dataset": check.name, "reason": check.note,
+                       "contaminated_rows": check.contaminated_rows}  # fmt: skip
+            events.emit(events.CONTAMINATION_BLOCKED, context.campaign_id, context.workspace, context.benchmark,
+                        payload)  # fmt: skip

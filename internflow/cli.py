@@ -90,6 +90,16 @@ def run(
         ),
     ] = "dev",
     data_row_budget: Annotated[int, typer.Option(help="Rows read from each Hub dataset at most.")] = 20_000,
+    parallel_iterations: Annotated[
+        int, typer.Option(help="Iterations each planning round runs at the same time (one per GPU).")
+    ] = 1,
+    work_pool: Annotated[
+        str | None,
+        typer.Option(
+            help="Prefect work pool whose research-iteration deployment runs the iterations (set PREFECT_API_URL "
+            "to the server its workers poll); none: this process runs them."
+        ),
+    ] = None,
 ) -> None:
     """Run a campaign: baseline eval, then planner-driven iterations until the budget is spent."""
     from pydantic import ValidationError
@@ -118,6 +128,8 @@ def run(
             hub_datasets=hub_datasets,
             data_row_budget=data_row_budget,
             select_on=select_on,  # type: ignore[arg-type]  # validated by CampaignConfig
+            parallel_iterations=parallel_iterations,
+            work_pool=work_pool,
         )
     except ValidationError as error:
         raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())) from None

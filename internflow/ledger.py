@@ -35,7 +35,9 @@ __all__ = ["CampaignLedger", "best_scored_in_full"]
 def best_scored_in_full(history: Iterable[IterationResult], baseline: EvalResult) -> IterationResult | None:
     """The most accurate healthy iteration scored on the whole eval subset (a screen's score is on
     fewer items, so not comparable)."""
-    whole = [r for r in history if r.diagnosis.verdict != "failed" and r.evaluation.n >= baseline.n]
+    whole = [
+        r for r in history if r.diagnosis.verdict != "failed" and r.evaluation.n >= baseline.n and r.blocked is None
+    ]
     return max(whole, key=lambda r: r.evaluation.accuracy, default=None)
 
 
@@ -92,9 +94,13 @@ class CampaignLedger:
         )
 
     def next_context(self) -> IterationContext:
+        return self.context_for(self.done + 1)
+
+    def context_for(self, index: int, campaign_id: str | None = None) -> IterationContext:
+        """What iteration `index` gets from the campaign (a round's iterations share the best so far)."""
         best = self.best()
         return IterationContext(
-            index=self.done + 1,
+            index=index,
             workspace=self.workspace,
             base_model=self.base_model,
             base_fingerprint=self.base_fingerprint,
@@ -112,7 +118,17 @@ class CampaignLedger:
             data_sources=self.data.sources if self.data else (),
             data_row_budget=self.config.data_row_budget,
             eval_split=self.config.select_on,
+            campaign_id=campaign_id,
+            hub_repo_id=self.config.hub_repo_id if self.config.push_to_hub else None,
         )
+
+    def at(self, index: int) -> IterationResult | FailedIteration:
+        """The iteration recorded with this index, finished or failed."""
+        recorded: list[IterationResult | FailedIteration] = [*self.history, *self.failures]
+        found = [r for r in recorded if r.index == index]
+        if not found:
+            raise LookupError(f"the campaign has recorded no iteration {index}")
+        return found[0]
 
     def latest(self) -> IterationResult | FailedIteration:
         """The iteration recorded last, finished or failed."""
@@ -121,23 +137,43 @@ class CampaignLedger:
             raise LookupError("the campaign has recorded no iteration yet")
         return max(recorded, key=lambda r: r.index)
 
-    def record(self, proposal: Proposal, outcome: State) -> None:
-        """A finished iteration joins the history; a failed one is kept with its error, never dropped."""
-        if outcome.is_completed():
-            self.history.append(outcome.result().model_copy(update={"finished_s": self.elapsed_s}))
+    def record(
+        self,
+        proposal: Proposal,
+        outcome: State | IterationResult,
+        index: int | None = None,
+        finished_s: float | None = None,
+    ) -> None:
+        """A finished iteration joins the history; a failed or crashed one is kept with its error,
+        never dropped.  `outcome` is the iteration flow run's final state, or its result read back
+        (a run on a work pool); `index` defaults to the next one, `finished_s` to now."""
+        index = self.done + 1 if index is None else index
+        finished_s = self.elapsed_s if finished_s is None else finished_s
+        if isinstance(outcome, IterationResult) or outcome.is_completed():
+            result = outcome if isinstance(outcome, IterationResult) else outcome.result()
+            self.history.append(result.model_copy(update={"finished_s": finished_s}))
+            self.history.sort(key=lambda r: r.index)
             return
-        error = outcome.result(raise_on_failure=False)
+        try:
+            error: BaseException | object = outcome.result(raise_on_failure=False)
+        except Exception as unreadable:  # a crashed run on another machine may have persisted nothing
+            error = unreadable
+        if isinstance(error, BaseException):
+            message = f"{type(error).__name__}: {error}"
+        else:  # e.g. "CRASHED: the worker's process was killed"
+            message = f"{outcome.type.value}: {outcome.message or 'no message'}"
         self.failures.append(
             FailedIteration(
-                index=self.done + 1,
+                index=index,
                 params=proposal.params,
                 rationale=proposal.rationale,
-                error=f"{type(error).__name__}: {error}",
+                error=message,
                 flow_run_id=str(outcome.state_details.flow_run_id),
-                findings=findings_from_failure(error),  # out_of_memory, train_failed, ...
-                finished_s=self.elapsed_s,
+                findings=findings_from_failure(error if isinstance(error, BaseException) else message),
+                finished_s=finished_s,
             )
         )
+        self.failures.sort(key=lambda f: f.index)
 
     def report(self, stop_reason: str, flow_run_id: str | None = None) -> CampaignReport:
         best = self.best()

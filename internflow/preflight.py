@@ -61,6 +61,10 @@ def preflight(config: CampaignConfig) -> Preflight:
             ) from None
     validate_catalog(benchmark.name)  # a corrupt catalog file is named before anything is spent
     get_planner(config)
+    if config.work_pool:  # the pool must have an iteration deployment before the baseline is spent
+        from internflow.work_pools import iteration_deployment
+
+        iteration_deployment(config.work_pool)
     recipe_method = config.recipe.partition("/")[0]
     max_length = load_recipe(config.model, config.recipe, ("any",)).max_length  # the recipe's, whatever its data
     base_model = resolve_model(config.model)  # the only check that may download: before the data is vetted in it

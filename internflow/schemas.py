@@ -275,6 +275,18 @@ class CampaignConfig(_Frozen):
     approval_default: Literal["approve", "reject"] = Field(
         "reject", description="What an unanswered approval becomes after the timeout."
     )
+    parallel_iterations: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Iterations each planning round proposes and runs at the same time (one per GPU; the `gpu` "
+        "concurrency limit still caps the training jobs).",
+    )
+    work_pool: str | None = Field(
+        None,
+        description="Prefect work pool whose `research-iteration` deployment runs the iterations (a worker per "
+        "GPU); none: they run as sub-flows of the campaign's process.",
+    )
 
     @model_validator(mode="after")
     def _push_needs_a_repo(self) -> CampaignConfig:
@@ -648,6 +660,10 @@ class IterationContext(_Frozen):
     )
     data_row_budget: int = Field(20_000, ge=1, description="Rows read from each Hub dataset at most.")
     eval_split: Literal["dev", "test"] = Field("dev", description="The split iterations are scored on (select_on).")
+    campaign_id: str | None = Field(None, description="The campaign's flow run id: the resource of its events.")
+    hub_repo_id: str | None = Field(
+        None, description="Hub repository a new best model is pushed to (a branch per run) when push_to_hub is on."
+    )
 
     def eval_items(self, fraction: float) -> int | None:
         """How many items of the campaign's eval subset (the baseline's) an iteration is scored on."""
@@ -687,6 +703,9 @@ class IterationResult(_Frozen):
     wall_s: float
     finished_s: float | None = Field(
         None, description="Seconds from the campaign's baseline to this iteration's end (set by the campaign)."
+    )
+    blocked: str | None = Field(
+        None, description="Why the publish gate kept this model back (it is never the best), when it did."
     )
 
 

@@ -89,6 +89,11 @@ class Workspace(BaseModel):
         return self._dir("reports")
 
     @property
+    def iterations_dir(self) -> Path:
+        """Each iteration run's result as JSON, named by flow run id (read back from work-pool runs)."""
+        return self._dir("iterations")
+
+    @property
     def report_json(self) -> Path:
         return self.root / "report.json"
 

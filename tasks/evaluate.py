@@ -32,6 +32,7 @@ from internflow.evaluation.server import (
     EvalServerError,
     ServerSettings,
     VLLMServer,
+    exclusive_use,
     load_adapter,
     load_weights,
     served_model_name,
@@ -141,10 +142,11 @@ def _answering_model(
         yield InProcessTransformersModel(model_path, cache_dir)
         return
     tokenizer = load_chat_tokenizer(model_path)  # a model without a chat template is refused, named
-    served = campaign_server_for(server, model_path, run_name, adapter)
-    if served is not None:
-        yield ServedOpenAIModel(served, tokenizer, cache_dir)
-        return
+    with exclusive_use(server, log_dir):  # iterations evaluated at the same time take turns on it
+        served = campaign_server_for(server, model_path, run_name, adapter)
+        if served is not None:
+            yield ServedOpenAIModel(served, tokenizer, cache_dir)
+            return
     # Scored in the campaign server's dtype: a campaign compares its models in one numeric precision.
     settings = ServerSettings(dtype=server.dtype) if server is not None and server.dtype else None
     with VLLMServer(model_path, log_dir, settings) as own:

@@ -1,5 +1,6 @@
-"""Planning stage: read the campaign's history from Prefect, ask the planner, let the doom-loop
-guard review the proposal (re-ask once, then force a change of direction), and record it all.
+"""Planning stage: read the campaign's history from Prefect, ask the planner for the next round
+(one proposal, or up to `parallel_iterations` distinct ones run at the same time), let the doom-loop
+guard review each (re-ask once, then force a change of direction), and record it all.
 
 Artifacts: `proposal` (this iteration's decision; a newer version says "not run" when the budget
 or an approval refused it), `guard-intervention` (each time the guard acts) and `planner-log` (the
@@ -8,6 +9,8 @@ campaign so far: outcome, guard action, proposal and why per iteration).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -15,7 +18,7 @@ from prefect.runtime import flow_run
 
 from agent.digest import build_digest, read_iteration_records, records_from_results
 from agent.guard import DoomLoopGuard, GuardReview, IterationRecord, allowed_methods, signature
-from agent.planner import PlannerState, get_planner
+from agent.planner import Planner, PlannerState, get_planner
 from internflow.markdown import cell, code, table
 from internflow.narration import params_summary
 from internflow.schemas import NoProposal, Proposal
@@ -24,6 +27,7 @@ __all__ = [
     "campaign_records",
     "close_planner_log",
     "plan_next_iteration",
+    "plan_round",
     "planner_log_markdown",
     "publish_planner_log",
     "withdraw_proposal",
@@ -57,55 +61,98 @@ def _review(guard: DoomLoopGuard, proposal: Proposal, records: list[IterationRec
 @task(name="plan", cache_policy=NO_CACHE)
 def plan_next_iteration(state: PlannerState) -> Proposal | NoProposal:
     """The next iteration's proposal, reviewed by the guard; or, when there is none, why not."""
+    answer = _plan(state, 1)
+    return answer if isinstance(answer, NoProposal) else answer[0]
+
+
+@task(name="plan-round", cache_policy=NO_CACHE)
+def plan_round(state: PlannerState, size: int) -> tuple[Proposal, ...] | NoProposal:
+    """Up to `size` distinct proposals to run at the same time, each reviewed by the guard; or,
+    when there is not even one, why not.  A planner with `propose_batch(state, size)` is asked for
+    the whole round at once (the LLM planners answer with a batch); any other is asked once per
+    slot, with the round's earlier picks as `pending`."""
+    return _plan(state, size)
+
+
+def _plan(state: PlannerState, size: int) -> tuple[Proposal, ...] | NoProposal:
     records, source = campaign_records(state)
     digest = build_digest(records, state.baseline.accuracy, token_budget=state.config.digest_tokens)
     literature = state.literature or (state.history[-1].literature if state.history else None)
     state = state.model_copy(update={"records": tuple(records), "digest": digest.text, "literature": literature})
-    planner, guard, baseline = get_planner(state.config), DoomLoopGuard(), state.baseline.accuracy
+    planner, guard = get_planner(state.config), DoomLoopGuard()
     index = len(records) + 1
+    batch_of = getattr(planner, "propose_batch", None)
+    batch: list[Proposal] | None = batch_of(state, size) if size > 1 and batch_of is not None else None
+    chosen: list[Proposal] = []
     stop: NoProposal | None = None
+    for slot in range(size):
+        if batch is not None and slot >= len(batch):
+            break  # the planner's batch had no more
+        pending = state.model_copy(update={"pending": tuple(p.params for p in chosen)})
+        answer = _reviewed(planner, guard, pending, records, index + slot, batch[slot] if batch else None)
+        if isinstance(answer, NoProposal):
+            stop = stop or answer
+            if batch is None:
+                break
+            continue
+        if signature(answer.params) in {signature(p.params) for p in chosen}:
+            continue  # e.g. the guard forced the same change of direction twice
+        chosen.append(answer)
+    for slot, proposal in enumerate(chosen):
+        _publish_proposal(index + slot, proposal, source, digest.tokens)
+    if not chosen:
+        stop = stop or NoProposal(reason=_stop_reason(planner, state), source=state.config.planner)
+        get_run_logger().info("no proposal for iteration %d: %s", index, stop.reason)
+        _publish_proposal(index, stop, source, digest.tokens)
+    publish_planner_log(records, chosen, state.baseline.accuracy)
+    return tuple(chosen) if chosen else stop or NoProposal(reason="nothing proposed")
 
-    proposal = planner.propose(state)
-    if proposal is not None and not (review := _review(guard, proposal, records, baseline)).ok:
-        _intervention(index, "reject", proposal, review)
-        retry_state = state.model_copy(update={"feedback": review.reasons(), "rejected": (signature(proposal.params),)})
-        retry = planner.propose(retry_state)
-        if retry is not None and _review(guard, retry, records, baseline).ok:
-            proposal = retry.model_copy(update={"guard_action": "reject", "guard_reasons": review.reasons()})
-        else:
-            insisted = retry or proposal
-            insisted_review = _review(guard, insisted, records, baseline) if retry else review
-            forced = guard.force_change(
-                insisted.params, records, insisted_review, {m: state.datasets_for(m) for m in allowed_methods()}
-            )
-            if forced is None:
-                proposal = None
-                stop = NoProposal(
-                    reason=f"guard: the planner insisted on {signature(insisted.params)} "
-                    f"({insisted_review.reasons()}) and no untried change of direction is left",
-                    source="guard",
-                )
-                _intervention(index, "stop", insisted, insisted_review)
-            else:
-                proposal = Proposal(
-                    params=forced,
-                    rationale=f"guard forced a change of direction after: {insisted_review.reasons()}",
-                    evidence=(f"planner insisted on {signature(insisted.params)}",),
-                    source=f"guard (over {insisted.source or 'planner'})",
-                    guard_action="force",
-                    guard_reasons=insisted_review.reasons(),
-                )
-                _intervention(index, "force", proposal, insisted_review)
 
-    answer: Proposal | NoProposal
-    if proposal is not None:
-        answer = proposal
-    else:
-        answer = stop or NoProposal(reason=_stop_reason(planner, state), source=state.config.planner)
-        get_run_logger().info("no proposal for iteration %d: %s", index, answer.reason)
-    _publish_proposal(index, answer, source, digest.tokens)
-    publish_planner_log(records, proposal, state.baseline.accuracy)
-    return answer
+def _reviewed(
+    planner: Planner,
+    guard: DoomLoopGuard,
+    state: PlannerState,
+    records: list[IterationRecord],
+    index: int,
+    offered: Proposal | None = None,
+) -> Proposal | NoProposal:
+    """One proposal (`offered`, or the planner's answer) reviewed by the guard: re-asked once,
+    then a forced change of direction; a NoProposal when the planner has nothing or the guard
+    finds no untried direction."""
+    baseline = state.baseline.accuracy
+    proposal = offered or planner.propose(state)
+    if proposal is None:
+        return NoProposal(reason=_stop_reason(planner, state), source=state.config.planner)
+    review = _review(guard, proposal, records, baseline)
+    if review.ok:
+        return proposal
+    _intervention(index, "reject", proposal, review)
+    retry_state = state.model_copy(update={"feedback": review.reasons(), "rejected": (signature(proposal.params),)})
+    retry = planner.propose(retry_state)
+    if retry is not None and _review(guard, retry, records, baseline).ok:
+        return retry.model_copy(update={"guard_action": "reject", "guard_reasons": review.reasons()})
+    insisted = retry or proposal
+    insisted_review = _review(guard, insisted, records, baseline) if retry else review
+    forced = guard.force_change(
+        insisted.params, records, insisted_review, {m: state.datasets_for(m) for m in allowed_methods()}
+    )
+    if forced is None:
+        _intervention(index, "stop", insisted, insisted_review)
+        return NoProposal(
+            reason=f"guard: the planner insisted on {signature(insisted.params)} "
+            f"({insisted_review.reasons()}) and no untried change of direction is left",
+            source="guard",
+        )
+    forced_proposal = Proposal(
+        params=forced,
+        rationale=f"guard forced a change of direction after: {insisted_review.reasons()}",
+        evidence=(f"planner insisted on {signature(insisted.params)}",),
+        source=f"guard (over {insisted.source or 'planner'})",
+        guard_action="force",
+        guard_reasons=insisted_review.reasons(),
+    )
+    _intervention(index, "force", forced_proposal, insisted_review)
+    return forced_proposal
 
 
 def _stop_reason(planner: object, state: PlannerState) -> str:
@@ -144,15 +191,17 @@ def _publish_proposal(index: int, proposal: Proposal | NoProposal, source: str, 
     create_markdown_artifact(key="proposal", markdown=markdown, description=f"Planner proposal for iteration {index}")
 
 
-def withdraw_proposal(index: int, proposal: Proposal, reason: str) -> None:
+def withdraw_proposal(index: int, proposal: Proposal, reason: str, ended: bool = True) -> None:
     """A proposal the campaign did not run (the budget or an approval refused it): the `proposal`
-    artifact's newest version says so, and the campaign log has one line for it."""
+    artifact's newest version says so, and the campaign log has one line for it.  `ended`: the
+    campaign stops here (else only this proposal was cut from its round, the rest ran)."""
     get_run_logger().info("proposal for iteration %d not run: %s", index, reason)
+    then = "the campaign ended here" if ended else "it was cut from its round to fit the budget; the rest ran"
     create_markdown_artifact(
         key="proposal",
         markdown=(
             f"## Not run: proposal for iteration {index}\n\n**Not run** — {cell(reason)}. Nothing was trained "
-            f"for it; the campaign ended here.\n\n{_proposal_body(proposal)}"
+            f"for it; {then}.\n\n{_proposal_body(proposal)}"
         ),
         description=f"Not run (iteration {index}): {reason}",
     )
@@ -166,7 +215,9 @@ def _outcome(record: IterationRecord, baseline: float) -> str:
     return f"{score} ({record.verdict}, {100 * gain:+.1f} pt)" if gain is not None else f"{score} ({record.verdict})"
 
 
-def planner_log_markdown(records: list[IterationRecord], pending: Proposal | None, baseline: float) -> str:
+def planner_log_markdown(
+    records: list[IterationRecord], pending: Proposal | Sequence[Proposal] | None, baseline: float
+) -> str:
     """One row per iteration.  The short columns come first: the Prefect UI does not wrap table cells,
     so a long reason only runs off to the right instead of pushing the outcome out of sight."""
     rows = [
@@ -174,10 +225,11 @@ def planner_log_markdown(records: list[IterationRecord], pending: Proposal | Non
          cell(r.rationale, 300)]
         for r in records
     ]  # fmt: skip
-    if pending is not None:
+    running = [pending] if isinstance(pending, Proposal) else list(pending or ())
+    for slot, proposal in enumerate(running, start=len(records) + 1):
         rows.append(
-            [str(len(records) + 1), "(running)", cell(pending.guard_action), cell(params_summary(pending.params)),
-             cell(pending.rationale, 300)]
+            [str(slot), "(running)", cell(proposal.guard_action), cell(params_summary(proposal.params)),
+             cell(proposal.rationale, 300)]
         )  # fmt: skip
     return (
         f"## Planner log\n\nBaseline {baseline:.1%}. One row per iteration: the outcome (accuracy, verdict, gain "
@@ -187,7 +239,9 @@ def planner_log_markdown(records: list[IterationRecord], pending: Proposal | Non
     )
 
 
-def publish_planner_log(records: list[IterationRecord], pending: Proposal | None, baseline: float) -> None:
+def publish_planner_log(
+    records: list[IterationRecord], pending: Proposal | Sequence[Proposal] | None, baseline: float
+) -> None:
     create_markdown_artifact(
         key="planner-log",
         markdown=planner_log_markdown(records, pending, baseline),

@@ -17,6 +17,7 @@ import functools
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from internflow.retention import pruned_count
 from internflow.schemas import IterationParams, PreparedDataset, TrainRequest, TrainResult
 from internflow.workspace import Workspace
 
-__all__ = ["GPU_LIMIT", "TrainingFailed", "build_train_request", "train_model"]
+__all__ = ["GPU_LIMIT", "TrainingFailed", "build_train_request", "gpu_slot", "train_model"]
 
 GPU_LIMIT = "gpu"
 
@@ -96,7 +97,7 @@ def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
 def train_model(request: TrainRequest) -> TrainResult:
     logger = get_run_logger()
     backend = get_backend(request.backend)
-    with _gpu_slot():
+    with gpu_slot():  # already held when the iteration flow took it around this task
         result = backend.run(request, logger.info)
     _publish(result)
     return result
@@ -127,14 +128,27 @@ def _say_unthrottled() -> None:
     )
 
 
+_HELD: ContextVar[bool] = ContextVar("gpu_slot_held", default=False)
+
+
 @contextmanager
-def _gpu_slot() -> Iterator[None]:
-    """One slot of the `gpu` limit for the training job, when the server has that limit."""
-    if _gpu_limit_exists():
+def gpu_slot() -> Iterator[None]:
+    """One slot of the `gpu` limit for a training job, when the server has that limit.  The
+    iteration flow takes it around the train task, so that the task's run in Prefect's history
+    spans exactly the time its job held a GPU (iterations running at the same time wait for a
+    slot before their train task starts); called alone, the task takes one itself."""
+    if _HELD.get() or not _gpu_limit_exists():
+        yield
+        return
+    held = _HELD.set(True)
+    try:
         with concurrency(GPU_LIMIT, occupy=1, strict=False):
             yield
-    else:
-        yield
+    finally:
+        _HELD.reset(held)
+
+
+_gpu_slot = gpu_slot  # the name the tests knew
 
 
 def _publish(result: TrainResult) -> None:

@@ -119,3 +119,24 @@ def test_self_distillation_adds_its_sampling_to_the_estimate() -> None:
     distilled = PARAMS.model_copy(update={"self_distill_k": 4, "self_distill_prompts": 200})
     # 800 answers at a tenth of an SFT example each, on top of 40 steps × 8 examples.
     assert estimate_iteration_seconds(distilled, history) == pytest.approx(100.0 * (320 + 80) / 320)
+
+
+def test_a_round_counts_as_the_sum_of_its_iterations_and_the_stop_reason_says_so() -> None:
+    from agent.budget import estimate_job, round_estimate_s
+
+    history = [_result(PARAMS, wall_s=120.0)]
+    longer = PARAMS.model_copy(update={"max_steps": 80})
+    assert round_estimate_s([PARAMS, longer], history) == pytest.approx(120.0 + 240.0)
+    assert round_estimate_s([PARAMS], []) is None  # nothing measured yet
+    # 360 s for the round, 540 s left: it fits; a third would not.
+    assert _stop(next_estimate_s=360.0, round_size=2) is None
+    assert _stop(next_estimate_s=600.0, round_size=3) == (
+        "time budget: the next round of 3 iterations needs ~10.0 min (the sum of its iterations), 9.0 min left of 10.0"
+    )
+    job = estimate_job(7200.0, "gpu", 2.0)  # two one-hour iterations at $2/h
+    reason = stop_reason(elapsed_s=0, time_budget_s=1e6, iterations_done=0, max_iterations=9, next_estimate_s=7200.0,
+                         next_job=job, money_left_usd=3.0, round_size=2)  # fmt: skip
+    assert reason == (
+        "money budget: the next round of 2 iterations needs ~120 min on gpu ≈ $4.00 (at $2.00/h) "
+        "(the sum of its iterations), $3.00 left"
+    )

@@ -289,7 +289,8 @@ def test_browser_shows_the_leaderboard_as_the_cli_prints_it(triggered_campaign, 
     assert headers == list(expected[0]) and rows == [list(row.values()) for row in expected]
     assert "markdown-renderer__list" not in dom[dom.index("<table") : dom.index("</table>")], "no bullets"
     model = headers.index("model (or error)")
-    assert model == headers.index("test %") + 1 and all(row[model].startswith("models/") for row in rows[1:]), "in sight, workspace-relative"
+    in_sight = model == headers.index("test %") + 1  # right after the scores
+    assert in_sight and all(row[model].startswith("models/") for row in rows[1:]), "in sight, workspace-relative"
     printed = subprocess.run(
         [sys.executable, "-m", "internflow.cli", "leaderboard", "-w", str(workspace)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True,

@@ -407,3 +407,48 @@ def test_plan_task_states_why_the_search_stopped(prefect_harness) -> None:
     assert isinstance(answer, NoProposal) and answer.source == "search"
     assert answer.reason.startswith("search exhausted: every move around the 1 iteration(s) that beat the baseline")
     assert "do not fit the 0.2 min left" in answer.reason
+
+
+# ---------------------------------------------------------------- rounds: a batch per round ------
+
+
+def test_the_llm_planner_is_asked_for_a_round_as_one_batch() -> None:
+    first = {"learning_rate": 2e-4, "rationale": "faster", "evidence": ["#1"]}
+    second = {"max_steps": 90, "rationale": "longer", "evidence": ["#1"]}
+    model = ScriptedModel([answer({"proposals": [first, first, second]})])  # a repeat is dropped
+    round_ = LLMPlanner(model, "scripted").propose_batch(make_state(ONE_RUN), 2)
+    assert [(p.params.learning_rate, p.params.max_steps, p.source) for p in round_] == [
+        (2e-4, 40, "scripted"),
+        (1e-4, 90, "scripted"),
+    ]
+    assert len(model.prompts) == 1 and "This round runs 2 iterations at the same time" in model.prompts[0]
+
+
+def test_slots_the_llm_planner_leaves_empty_go_to_the_search_policy() -> None:
+    model = ScriptedModel([answer({"learning_rate": 2e-4, "rationale": "faster"})])  # one object for two slots
+    round_ = LLMPlanner(model, "scripted").propose_batch(make_state(ONE_RUN), 2)
+    assert [p.source for p in round_] == ["scripted", "search (fallback)"]
+    assert signature(round_[0].params) != signature(round_[1].params)
+    assert "scripted planner proposed 1 of 2" in round_[1].rationale
+
+
+def test_each_proposal_of_a_round_is_reviewed_by_the_guard(prefect_harness, scripted_planner) -> None:
+    """A batch that repeats a failed run: that slot is rejected and re-asked (with the round's other
+    pick shown as taken), the other slot stands."""
+    from tasks.plan import plan_round
+
+    bad = IterationParams(learning_rate=1e-3, max_steps=40)
+    failure = FailedIteration(index=1, params=bad, error="RuntimeError: loss is NaN")
+    good = {"learning_rate": 2e-4, "max_steps": 60, "rationale": "gentler"}
+    model = scripted_planner(
+        [
+            answer({"proposals": [good, {"learning_rate": 1e-3, "max_steps": 40, "rationale": "again"}]}),
+            answer({"learning_rate": 5e-5, "max_steps": 40, "rationale": "much lower"}),
+        ]
+    )
+    round_ = plan_round(make_state(failures=[failure], planner="scripted"), 2)
+    assert isinstance(round_, tuple) and len(round_) == 2
+    assert [p.guard_action for p in round_] == ["accept", "reject"]
+    assert round_[1].params.learning_rate == 5e-5 and "identical to iteration 1" in round_[1].guard_reasons
+    retry = model.prompts[-1]
+    assert "REJECTED" in retry and "Already chosen for this round" in retry and "lr=2.0e-04" in retry

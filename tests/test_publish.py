@@ -12,18 +12,24 @@ from internflow.schemas import CampaignConfig, CampaignReport
 
 FAKE_HF_TOKEN = "hf_FAKEtokenThatMustNeverLeak0123456789"
 FAKE_OPENAI_KEY = "sk-FAKEkeyThatMustNeverLeak0123456789"
+FAKE_BLOCK_KEY = "sk-FAKEblockKeyThatMustNeverLeak0123456789"  # from a Prefect Secret block, not the environment
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def campaign_with_secrets(prefect_harness, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    from prefect.blocks.system import Secret
+
     from flows.campaign import campaign
+    from internflow.secrets import SECRET_BLOCKS
 
     workspace = tmp_path_factory.mktemp("publish")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("INTERNFLOW_OFFLINE", "1")
         patch.setenv("HF_TOKEN", FAKE_HF_TOKEN)
         patch.setenv("OPENAI_API_KEY", FAKE_OPENAI_KEY)
+        patch.delenv("INTERNFLOW_PLANNER_API_KEY", raising=False)
+        Secret(value=FAKE_BLOCK_KEY).save(SECRET_BLOCKS["INTERNFLOW_PLANNER_API_KEY"], overwrite=True)
         config = CampaignConfig(
             model=str(tiny_model),
             workspace=str(workspace),
@@ -33,8 +39,35 @@ def campaign_with_secrets(prefect_harness, tiny_model: Path, tmp_path_factory: p
             eval_backend="transformers",
             time_budget_minutes=30,
         )
-        state = campaign(config, return_state=True)
+        try:
+            state = campaign(config, return_state=True)
+        finally:
+            _delete_secret_block(SECRET_BLOCKS["INTERNFLOW_PLANNER_API_KEY"])
     return state, workspace
+
+
+def _delete_secret_block(name: str) -> None:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.delete_block_document(client.read_block_document_by_name(name, "secret").id)
+
+
+def _campaign_events(campaign_run_id: str, at_least: int = 1) -> list:
+    """The events whose resource is this campaign, once the server has stored `at_least` of them."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventResourceFilter
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all()  # sent by now, not still queued in this process
+    wanted = EventFilter(resource=EventResourceFilter(id=[f"internflow.campaign.{campaign_run_id}"]))
+    deadline = time.monotonic() + 60  # the server stores events in batches
+    with get_client(sync_client=True) as client:
+        while len(found := client.read_events(wanted, limit=50).events) < at_least and time.monotonic() < deadline:
+            time.sleep(1)
+    return found
 
 
 def _report(campaign_with_secrets) -> CampaignReport:
@@ -167,12 +200,33 @@ def test_no_secret_reaches_any_artifact_log_report_card_or_trackio_record(campai
     artifacts, logs = asyncio.run(_artifacts_and_logs(_run_ids(report)))
     assert {a.key for a in artifacts} >= {"learning-curve", "campaign-report", "leaderboard", "train-loss"}
     assert len(logs) > 10, "the scan must see the run's logs"
+    events = _campaign_events(report.flow_run_id or "")
     scanned = [str(a.data) + str(a.description) for a in artifacts] + [log.message for log in logs]
+    scanned += [e.model_dump_json() for e in events]
     files = [p for p in workspace.rglob("*") if p.is_file()]
     assert any(p.suffix == ".db" for p in files), "trackio's database is part of the scan"
-    for secret in (FAKE_HF_TOKEN, FAKE_OPENAI_KEY):
+    assert events, "the campaign's events are part of the scan"
+    # The block was read (its variable's name is logged), its value never written.
+    assert any("tokens from Prefect Secret blocks: INTERNFLOW_PLANNER_API_KEY" in log.message for log in logs)
+    for secret in (FAKE_HF_TOKEN, FAKE_OPENAI_KEY, FAKE_BLOCK_KEY):
         assert not [s for s in scanned if secret in s]
         assert not [p for p in files if secret.encode() in p.read_bytes()]
+
+
+def test_the_campaign_emits_its_events_with_itself_as_the_resource(campaign_with_secrets) -> None:
+    from internflow.events import CAMPAIGN_STOPPED, ITERATION_COMPLETED
+
+    report = _report(campaign_with_secrets)
+    _, workspace = campaign_with_secrets
+    events = sorted(_campaign_events(report.flow_run_id or "", at_least=3), key=lambda e: e.occurred)
+    assert [e.event for e in events] == [ITERATION_COMPLETED, ITERATION_COMPLETED, CAMPAIGN_STOPPED]
+    assert {e.resource["internflow.workspace"] for e in events} == {str(workspace)}
+    completed = [e.payload for e in events[:2]]
+    assert [(p["index"], p["state"]) for p in completed] == [(1, "completed"), (2, "completed")]
+    assert [p["accuracy"] for p in completed] == [r.evaluation.accuracy for r in report.iterations]
+    assert events[2].payload["reason"] == report.stop_reason
+    runs = {r.resource_in_role["iteration"].id for r in events[:2]}
+    assert runs == {f"prefect.flow-run.{r.flow_run_id}" for r in report.iterations}
 
 
 def test_push_to_hub_uploads_the_best_model_folder_with_its_card(campaign_with_secrets) -> None:

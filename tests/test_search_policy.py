@@ -371,3 +371,58 @@ def test_a_move_the_guard_turned_down_is_not_proposed_again() -> None:
     assert first is not None
     again = SearchPolicy().propose(state.model_copy(update={"rejected": (guard_signature(first.params),)}))
     assert again is not None and signature(again.params) != signature(first.params)
+
+
+# ---------------------------------------------------------------- rounds (parallel_iterations) ------
+
+
+def _with(state: PlannerState, **config: object) -> PlannerState:
+    return state.model_copy(update={"config": CampaignConfig.model_validate(config)})
+
+
+def test_a_round_is_distinct_proposals_and_the_first_one_starts_from_the_recipe() -> None:
+    """Regression guard for parallel rounds: a second GPU never trains the same thing twice, and the
+    first round does not idle it (moves around the recipe run beside the recipe)."""
+    state = _with(_state(), max_iterations=10, parallel_iterations=3)
+    round_ = SearchPolicy().propose_batch(state, 3)
+    assert len(round_) == 3 and len({signature(p.params) for p in round_}) == 3
+    assert round_[0].params == _recipe()
+    assert all("starting from recipe 'sft/default'" in p.rationale for p in round_[1:])
+
+
+def test_a_round_never_outruns_the_iteration_budget() -> None:
+    state = _with(_state([_result(1, _recipe(), 0.5)]), max_iterations=3)
+    assert len(SearchPolicy().propose_batch(state, 4)) == 2  # 1 done + 2 = the 3 allowed
+
+
+def test_screens_picked_for_one_round_count_towards_its_screen_width() -> None:
+    from agent.search_policy import SCREEN_WIDTH
+
+    history = [_result(1, _recipe(), 0.5)]
+    narrow = _with(_state(history), max_iterations=20)
+    assert [p.params.screened for p in SearchPolicy().propose_batch(narrow, SCREEN_WIDTH)] == [True] * SCREEN_WIDTH
+    after = SearchPolicy().propose(narrow.model_copy(update={"pending": (_screen_of(history),) * SCREEN_WIDTH}))
+    assert after is not None and not after.params.screened, "the round's screens are spent: a full run"
+
+
+def test_a_round_wider_than_the_screen_width_screens_every_slot() -> None:
+    """Regression: the fourth slot of a 5-GPU round was a full run, which closed the screen round before
+    its three screens were measured, so none of them could ever be promoted."""
+    from agent.search_policy import SCREEN_WIDTH
+
+    state = _with(_state([_result(1, _recipe(), 0.5)]), max_iterations=20, parallel_iterations=SCREEN_WIDTH + 2)
+    round_ = SearchPolicy().propose_batch(state, SCREEN_WIDTH + 2)
+    assert [p.params.screened for p in round_] == [True] * (SCREEN_WIDTH + 2), [p.rationale for p in round_]
+    assert len({signature(p.params) for p in round_}) == len(round_)
+
+
+def _screen_of(history: list[IterationResult]) -> IterationParams:
+    return history[0].params.model_copy(update={"train_fraction": 0.25, "eval_fraction": 0.5})
+
+
+def test_a_proposal_running_in_the_round_is_never_proposed_again() -> None:
+    state = _with(_state([_result(1, _recipe(), 0.5)]), max_iterations=10)
+    first = SearchPolicy().propose(state)
+    assert first is not None
+    second = SearchPolicy().propose(state.model_copy(update={"pending": (first.params,)}))
+    assert second is not None and signature(second.params) != signature(first.params)

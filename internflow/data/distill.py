@@ -31,6 +31,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from internflow.benchmarks import Benchmark, get_benchmark
+from internflow.files import write_atomic
 from internflow.schemas import DatasetCheck, DatasetSource, PreparedDataset, ServedModel
 
 __all__ = [
@@ -326,7 +327,7 @@ def _write(
     fingerprint = hashlib.sha256(f"sft\n{body}".encode()).hexdigest()[:16]
     path = Path(request.out_dir) / f"distill-{fingerprint}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(body, encoding="utf-8")
+    write_atomic(path, body)
     accepted = verdicts["accepted"] + verdicts["duplicate"]
     check = DatasetCheck(
         name=SOURCE_NAME,

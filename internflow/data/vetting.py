@@ -36,6 +36,7 @@ from internflow.data.formats import (
 from internflow.data.hub import load_hub_rows
 from internflow.data.length import token_lengths
 from internflow.data.quality import QualityConfig, Quarantined, answer_check_for, check_rows
+from internflow.files import write_atomic
 from internflow.models import load_chat_tokenizer
 from internflow.schemas import ColumnMapping, DatasetCheck, DatasetSource, DataSource, IterationParams, PreparedDataset
 from internflow.training.data_check import needed_columns
@@ -378,9 +379,10 @@ def prepare_training_data(
     body = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in mixed)
     fingerprint = hashlib.sha256(f"{method}\n{body}".encode()).hexdigest()[:16]
     path = data_dir / f"train-{fingerprint}.jsonl"
-    path.write_text(body, encoding="utf-8")
+    write_atomic(path, body)  # iterations running at the same time may write the same mix
     quarantine_path = data_dir / f"quarantine-{fingerprint}.jsonl"
-    quarantine_path.write_text(
+    write_atomic(
+        quarantine_path,
         "".join(
             json.dumps(
                 {"dataset": c.check.name, "where": q.where, "reason": q.reason, "row": q.row}
@@ -392,7 +394,6 @@ def prepare_training_data(
             for c in checked
             for q in c.quarantined
         ),
-        encoding="utf-8",
     )
     return PreparedDataset(
         path=str(path),

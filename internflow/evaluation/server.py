@@ -13,11 +13,14 @@ on, and each iteration trained with LoRA is evaluated by loading its adapter int
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -31,8 +34,10 @@ from internflow.schemas import ServedModel
 __all__ = [
     "SERVED_NAME",
     "EvalServerError",
+    "exclusive_use",
     "load_adapter",
     "load_weights",
+    "reachable",
     "served_model_name",
     "ServerSettings",
     "VLLMServer",
@@ -305,6 +310,36 @@ def load_weights(server: ServedModel, model_path: str) -> ServedModel:
                 f"{response.text[:500]}"
             )
     return server
+
+
+def reachable(server: ServedModel | None, timeout_s: float = 5.0) -> bool:
+    """Whether this process can reach `server`: a worker on another machine cannot reach a
+    campaign's server on 127.0.0.1, and then evaluates on a server of its own."""
+    if server is None:
+        return False
+    try:
+        return requests.get(f"{server.base_url.rstrip('/')}/models", timeout=timeout_s).ok
+    except requests.RequestException:
+        return False
+
+
+@contextmanager
+def exclusive_use(server: ServedModel | None, lock_dir: Path) -> Iterator[None]:
+    """Hold the campaign's server alone while its weights are reloaded and its answers read:
+    iterations evaluated at the same time (threads, or worker processes on this machine) would
+    otherwise reload each other's weights mid-evaluation, LoRA adapters included (they sit on the
+    base weights).  A file lock per server port; a server that never reloads needs none."""
+    if server is None or not server.reload_weights:
+        yield
+        return
+    port = server.base_url.split("://", 1)[-1].split("/", 1)[0].replace(":", "-")
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with (lock_dir / f"eval-server-{port}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def served_model_name(base_url: str) -> str:
