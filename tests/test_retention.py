@@ -84,7 +84,7 @@ def test_a_disk_that_fills_while_training_fails_the_iteration_and_stops_the_camp
     env = os.environ | {"INTERNFLOW_OFFLINE": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(hook)])}
     env.pop("PREFECT_API_URL", None)
     command = [
-        sys.executable, "-m", "internflow.cli", "run", "--model", str(tiny_model), "--workspace", str(workspace),
+        sys.executable, "-m", "deployments.cli", "run", "--model", str(tiny_model), "--workspace", str(workspace),
         "--recipe", "sft/smoke", "--planner", "search", "--eval-backend", "transformers", "--max-iterations", "3",
         "--eval-limit", "8",
     ]  # fmt: skip
@@ -120,7 +120,7 @@ def test_a_real_disk_filled_by_another_process_mid_training_ends_the_campaign_cl
         env = os.environ | {"INTERNFLOW_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
         env.pop("PREFECT_API_URL", None)
         command = [
-            sys.executable, "-m", "internflow.cli", "run", "--model", str(tiny_model), "--workspace", str(workspace),
+            sys.executable, "-m", "deployments.cli", "run", "--model", str(tiny_model), "--workspace", str(workspace),
             "--recipe", "sft/smoke", "--planner", "search", "--eval-backend", "transformers", "--max-iterations", "3",
             "--eval-limit", "8",
         ]  # fmt: skip
