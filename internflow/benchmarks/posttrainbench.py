@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from internflow.benchmarks import LETTERS, Benchmark, BenchmarkItem, carve_dev, read_text, render_multiple_choice
 from internflow.benchmarks.answers import (
+    LETTERS,
     UnreadableAnswerError,
     extract_choice,
     extract_number,
@@ -30,6 +30,7 @@ from internflow.benchmarks.answers import (
     read_letter,
     read_number,
 )
+from internflow.benchmarks.base import Benchmark, BenchmarkItem, carve_dev, read_text, render_multiple_choice
 
 __all__ = ["HubSplit", "POSTTRAINBENCH", "extract_code", "extract_final_number", "passes_tests"]
 

@@ -28,7 +28,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from internflow.benchmarks import Benchmark, BenchmarkItem, carve_dev, read_text, render_multiple_choice
 from internflow.benchmarks.answers import (
     MAX_CHOICES,
     UnreadableAnswerError,
@@ -40,6 +39,7 @@ from internflow.benchmarks.answers import (
     read_letter,
     read_number,
 )
+from internflow.benchmarks.base import Benchmark, BenchmarkItem, carve_dev, read_text, render_multiple_choice
 
 __all__ = ["TaskSpec", "TaskSpecError", "load_task_spec", "spec_item", "spec_items", "template_fields"]
 

@@ -16,18 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from internflow.execution.errors import TrainingFailed
+
 if TYPE_CHECKING:
-    from internflow.schemas import TrainFailure, TrainRequest, TrainResult
+    from internflow.schemas import TrainRequest, TrainResult
 
 __all__ = ["BACKENDS", "Backend", "TrainingFailed", "UnknownBackendError", "get_backend"]
-
-
-class TrainingFailed(RuntimeError):
-    """A training run failed; `failure` says why when the run could tell (e.g. out of memory)."""
-
-    def __init__(self, message: str, failure: TrainFailure | None = None) -> None:
-        super().__init__(message)
-        self.failure = failure
 
 
 class UnknownBackendError(ValueError):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from internflow.execution import TrainingFailed
+from internflow.execution.errors import TrainingFailed
 from internflow.schemas import TrainRequest, TrainResult
 from internflow.training import RESULT_MARKER
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from internflow.child_env import HUB_TOKEN_NAMES, child_env, needs_hub_token
-from internflow.execution import TrainingFailed
+from internflow.execution.errors import TrainingFailed
 from internflow.schemas import TrainFailure, TrainRequest, TrainResult
 from internflow.training import FAILURE_FILE, REQUEST_FILE, RESULT_FILE, finished_result
 
