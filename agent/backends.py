@@ -1,11 +1,6 @@
-"""Planner backends, chosen by one `--planner` spec:
-
-    search                          the deterministic search policy (no LLM)
-    bundled[:<folder>]              SmolLM2-135M-Instruct (embedded, offline) ranks candidate moves
-    openai:<base_url>:<model>       any OpenAI-compatible endpoint (vllm serve, Ollama, a provider)
-    hf:<model>[@<provider>]         Hugging Face Inference Providers
-    litellm:<model>                 LiteLLM (needs the `litellm` package)
-    transformers:<folder or id>     a local transformers chat model driving the tool-using agent
+"""The models behind the LLM planners (agent/registry.py picks one by the `--planner` spec):
+a smolagents chat model per endpoint kind, built lazily from the spec's rest (`<base_url>:<model>`
+for openai, `<model>[@<provider>]` for hf, ...), and the bundled planner's local likelihood scorer.
 
 Nothing connects or loads weights until the planner's first proposal, so a bad spec fails fast
 in preflight while a good one costs nothing there.
@@ -20,14 +15,18 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING
 
-from internflow.schemas import CampaignConfig
-
 if TYPE_CHECKING:
     from smolagents import Model
 
-    from agent.planner import Planner
-
-__all__ = ["BACKENDS", "LikelihoodScorer", "LazyModel", "make_planner", "parse_openai_spec"]
+__all__ = [
+    "LazyModel",
+    "LikelihoodScorer",
+    "hf_model",
+    "litellm_model",
+    "openai_model",
+    "parse_openai_spec",
+    "transformers_model",
+]
 
 # An API key for the endpoint, when it needs one: vLLM and Ollama accept anything.
 API_KEY_ENV = "INTERNFLOW_PLANNER_API_KEY"
@@ -56,7 +55,7 @@ def parse_openai_spec(rest: str) -> tuple[str, str]:
     return found.group(1), found.group(2)
 
 
-def _openai(rest: str) -> LazyModel:
+def openai_model(rest: str) -> LazyModel:
     if importlib.util.find_spec("openai") is None:
         raise ValueError("planner: the openai backend needs the 'openai' package (pip install openai)")
     base_url, model_id = parse_openai_spec(rest)
@@ -70,7 +69,7 @@ def _openai(rest: str) -> LazyModel:
     return LazyModel(build)
 
 
-def _hf(rest: str) -> LazyModel:
+def hf_model(rest: str) -> LazyModel:
     model_id, _, provider = rest.partition("@")
     if not model_id:
         raise ValueError("planner: expected 'hf:<model>[@<provider>]'")
@@ -83,7 +82,7 @@ def _hf(rest: str) -> LazyModel:
     return LazyModel(build)
 
 
-def _litellm(rest: str) -> LazyModel:
+def litellm_model(rest: str) -> LazyModel:
     if not rest:
         raise ValueError("planner: expected 'litellm:<model>'")
     if importlib.util.find_spec("litellm") is None:
@@ -97,7 +96,7 @@ def _litellm(rest: str) -> LazyModel:
     return LazyModel(build)
 
 
-def _transformers(rest: str) -> LazyModel:
+def transformers_model(rest: str) -> LazyModel:
     if not rest:
         raise ValueError("planner: expected 'transformers:<folder or Hub id>'")
 
@@ -107,14 +106,6 @@ def _transformers(rest: str) -> LazyModel:
         return TransformersModel(model_id=rest, device_map="cpu", max_new_tokens=256)
 
     return LazyModel(build)
-
-
-BACKENDS: dict[str, Callable[[str], LazyModel]] = {
-    "openai": _openai,
-    "hf": _hf,
-    "litellm": _litellm,
-    "transformers": _transformers,
-}
 
 
 class LikelihoodScorer:
@@ -167,21 +158,3 @@ def _load(path: str):  # type: ignore[no-untyped-def]  # (model, tokenizer), loa
     model, tokenizer = load_model_and_tokenizer(path)
     model.eval()
     return model, tokenizer
-
-
-def make_planner(config: CampaignConfig) -> Planner:
-    """The planner a spec names; unknown kinds are refused with the known ones listed."""
-    from agent.llm_planner import BundledPlanner, LLMPlanner
-    from agent.mcp_tools import open_mcp_tools
-    from agent.search_policy import SearchPolicy
-
-    kind, _, rest = config.planner.partition(":")
-    if kind == "search":
-        return SearchPolicy()
-    if kind == "bundled":
-        return BundledPlanner(LikelihoodScorer(rest or None), name=config.planner)
-    if kind not in BACKENDS:
-        known = ", ".join(["search", "bundled", *BACKENDS])
-        raise ValueError(f"planner: unknown planner kind {kind!r} in {config.planner!r}; known: {known}")
-    lazy = BACKENDS[kind](rest)
-    return LLMPlanner(lazy.get, name=config.planner, mcp_tools=lambda: open_mcp_tools(config.mcp_config))

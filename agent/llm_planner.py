@@ -23,9 +23,10 @@ from pydantic import ValidationError
 
 from agent.guard import signature as guard_signature
 from agent.moves import MOVES
-from agent.planner import Planner, PlannerState, load_recipe
+from agent.planner import Planner, PlannerState
 from agent.search_policy import SearchPolicy, signature
 from agent.search_space import PlannerOutput, PlannerOutputError, SearchSpace
+from internflow.recipes import load_recipe
 from internflow.schemas import IterationParams, Proposal
 
 if TYPE_CHECKING:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from agent.guard import allowed_methods
-from agent.planner import PlannerState, load_recipe
+from agent.planner import PlannerState
+from internflow.recipes import load_recipe
 from internflow.schemas import IterationParams, IterationResult
 
 __all__ = ["MIN_START_ACCURACY", "MOVES", "REACTIONS", "Move", "improved_best"]

@@ -1,4 +1,5 @@
-"""The planner interface and registry.
+"""The planner interface: what a planner sees and what it must do (planners are built by name in
+agent/registry.py, recipes loaded by internflow.recipes).
 
 A planner sees the campaign so far (`PlannerState`) and proposes the next iteration's parameters
 as a validated `IterationParams`, with its rationale, or None when nothing is left worth trying.
@@ -7,15 +8,12 @@ It can only emit parameters: the base model, benchmark and evaluator are not in 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Protocol
 
-import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from agent.guard import IterationRecord
-from internflow.ledger import best_scored_in_full
+from internflow.best import best_scored_in_full
 from internflow.schemas import (
     CampaignConfig,
     DataSource,
@@ -27,13 +25,7 @@ from internflow.schemas import (
     Proposal,
 )
 
-__all__ = ["PLANNERS", "Planner", "PlannerState", "UnknownPlannerError", "get_planner", "load_recipe"]
-
-RECIPES_DIR = Path(__file__).resolve().parents[1] / "internflow" / "recipes"
-
-
-class UnknownPlannerError(ValueError):
-    pass
+__all__ = ["Planner", "PlannerState"]
 
 
 class PlannerState(BaseModel):
@@ -86,50 +78,3 @@ class Planner(Protocol):
     `stop_reason(state) -> str` (the campaign's stop reason then names it)."""
 
     def propose(self, state: PlannerState) -> Proposal | None: ...
-
-
-def load_recipe(model: str, recipe: str, datasets: tuple[str, ...]) -> IterationParams:
-    """`<method>/<variant>` for the model's recipe folder (or `default/`), as validated parameters."""
-    method, _, variant = recipe.partition("/")
-    for folder in (model, "default"):
-        path = RECIPES_DIR / folder / method / f"config_{variant or 'default'}.yaml"
-        if path.is_file():
-            values = yaml.safe_load(path.read_text()) or {}
-            return IterationParams.model_validate({"method": method, "datasets": datasets} | values)
-    known = sorted(str(p.relative_to(RECIPES_DIR)) for p in RECIPES_DIR.glob("*/*/config_*.yaml"))
-    raise ValueError(f"recipe: no recipe {recipe!r} for model {model!r}; known: {', '.join(known)}")
-
-
-def _search_policy(config: CampaignConfig) -> Planner:
-    from agent.search_policy import SearchPolicy
-
-    return SearchPolicy()
-
-
-def _llm_planner(config: CampaignConfig) -> Planner:
-    from agent.backends import make_planner
-
-    return make_planner(config)
-
-
-# Keyed by the spec's kind, the part before the first ':' (e.g. 'openai:http://...:model').
-PLANNERS: dict[str, Callable[[CampaignConfig], Planner]] = {
-    "search": _search_policy,
-    **dict.fromkeys(("bundled", "openai", "hf", "litellm", "transformers"), _llm_planner),
-}
-
-
-def get_planner(config: CampaignConfig) -> Planner:
-    kind = config.planner.partition(":")[0]
-    try:
-        factory = PLANNERS[kind]
-    except KeyError:
-        raise UnknownPlannerError(
-            f"planner: unknown planner {config.planner!r}; known: {', '.join(PLANNERS)}"
-        ) from None
-    try:
-        return factory(config)
-    except UnknownPlannerError:
-        raise
-    except ValueError as error:  # a malformed spec or a missing backend package
-        raise UnknownPlannerError(str(error)) from None

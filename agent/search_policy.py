@@ -33,8 +33,9 @@ from pydantic import ValidationError
 from agent.budget import estimate_iteration_seconds
 from agent.guard import signature as guard_signature
 from agent.moves import MOVES, REACTIONS, improved_best
-from agent.planner import PlannerState, load_recipe
+from agent.planner import PlannerState
 from agent.search_space import SearchSpace
+from internflow.recipes import load_recipe
 from internflow.schemas import Finding, IterationParams, IterationResult, Proposal
 
 __all__ = ["MOVES", "REACTIONS", "SCREEN_EVAL", "SCREEN_TRAIN", "SCREEN_WIDTH", "SearchPolicy", "signature"]

@@ -54,9 +54,9 @@ def warm_prefect_api() -> float:
 
 
 def iteration_inputs(args: argparse.Namespace, workspace: Workspace):  # -> (IterationParams, IterationContext)
-    from agent.planner import load_recipe
     from internflow.benchmarks import get_benchmark
     from internflow.models import model_fingerprint, resolve_model
+    from internflow.recipes import load_recipe
     from internflow.schemas import EvalResult, IterationContext
 
     benchmark = get_benchmark(args.benchmark)

@@ -41,8 +41,8 @@ def _round(args: argparse.Namespace, root: Path):  # -> [(Proposal, IterationCon
     from prefect import flow
 
     from agent.search_policy import SearchPolicy
-    from internflow.ledger import CampaignLedger
-    from internflow.preflight import preflight
+    from flows.ledger import CampaignLedger
+    from flows.preflight import preflight
     from internflow.schemas import CampaignConfig
     from internflow.workspace import Workspace
     from tasks.evaluate import evaluate_model

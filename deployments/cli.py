@@ -147,7 +147,7 @@ def run(
     os.environ.update(ws.process_env())
     server = TemporaryServer.reserve()  # the run history's API, started below; it dies with this command
 
-    from internflow.preflight import preflight
+    from flows.preflight import preflight
 
     try:
         with console.status("checking the configuration (first use materializes the embedded SmolLM2)…"):
@@ -198,7 +198,7 @@ def discover(
     from pydantic import ValidationError
 
     from internflow.benchmarks import get_benchmark
-    from internflow.preflight import data_paths
+    from internflow.data.selection import data_paths
     from internflow.schemas import CampaignConfig
     from internflow.workspace import Workspace, WorkspaceError
 
@@ -347,10 +347,10 @@ def train(
     """Run one recipe directly (no campaign, no Prefect): train and print the typed result."""
     from pydantic import ValidationError
 
-    from agent.planner import load_recipe
     from internflow.benchmarks import UnknownBenchmarkError, get_benchmark
     from internflow.catalog import read_rows
     from internflow.models import check_hub_model, model_fingerprint, resolve_model
+    from internflow.recipes import load_recipe
     from internflow.workspace import Workspace, WorkspaceError
     from internflow.workspace_lock import WorkspaceBusy, claim_workspace
 
@@ -446,7 +446,7 @@ def _use_workspace_history(workspace: str) -> None:
 def campaigns(workspace: Workspace_ = "internflow-workspace", limit: int = 20) -> None:
     """List campaign flow runs (newest first) from the Prefect API the UI shows."""
     _use_workspace_history(workspace)
-    from internflow.campaigns import list_campaigns
+    from deployments.campaigns import list_campaigns
 
     table = Table("name", "state", "started (UTC)", "benchmark", "workspace")
     table.add_column("flow run id", no_wrap=True)  # copy-pasted into resume/cancel: never wrapped
@@ -474,7 +474,7 @@ def resume(
     _use_workspace_history(workspace)
     from pydantic import ValidationError
 
-    from internflow.campaigns import resume_campaign
+    from deployments.campaigns import resume_campaign
 
     try:
         resume_campaign(run_id, "reject" if reject else "approve", note, edited)
@@ -492,7 +492,7 @@ def cancel(
     _use_workspace_history(workspace)
     from prefect.exceptions import ObjectNotFound
 
-    from internflow.campaigns import cancel_campaign
+    from deployments.campaigns import cancel_campaign
 
     try:
         state = cancel_campaign(run_id)

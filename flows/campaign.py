@@ -16,13 +16,13 @@ from prefect.states import Completed
 
 from agent.approval import request_round_approval
 from agent.budget import estimate_job, round_estimate_s, stop_reason
+from flows.ledger import CampaignLedger
+from flows.preflight import Preflight, preflight
+from flows.resume import one_campaign_per_workspace, resume, unfinished_record
 from flows.rounds import Outcome, run_round
 from internflow import events, narration
 from internflow.benchmarks import get_benchmark
 from internflow.evaluation.integrity import pin_evaluator
-from internflow.ledger import CampaignLedger
-from internflow.preflight import Preflight, preflight
-from internflow.resume import one_campaign_per_workspace, resume, unfinished_record
 from internflow.retention import DiskBudget
 from internflow.schemas import (
     CampaignConfig,

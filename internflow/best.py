@@ -3,20 +3,24 @@
 An iteration's publish stage moves it (inside the iteration's transaction, so a failed check
 after it puts the previous one back); the `publish` deployment reads it to push the best model.
 Iterations running at the same time move it under a file lock, and only upwards.
+
+`best_scored_in_full` is the rule for which iteration is the best one, shared by the campaign's
+record and the planner's view of it.
 """
 
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from internflow.files import write_atomic
+from internflow.schemas import EvalResult, IterationResult
 
-__all__ = ["BEST_POINTER", "BestPointer", "locked", "read_pointer", "write_pointer"]
+__all__ = ["BEST_POINTER", "BestPointer", "best_scored_in_full", "locked", "read_pointer", "write_pointer"]
 
 BEST_POINTER = "best.json"
 
@@ -63,3 +67,12 @@ def write_pointer(root: Path, pointer: BestPointer | None) -> None:
         path.unlink(missing_ok=True)
         return
     write_atomic(path, pointer.model_dump_json(indent=2))
+
+
+def best_scored_in_full(history: Iterable[IterationResult], baseline: EvalResult) -> IterationResult | None:
+    """The most accurate healthy iteration scored on the whole eval subset (a screen's score is on
+    fewer items, so not comparable)."""
+    whole = [
+        r for r in history if r.diagnosis.verdict != "failed" and r.evaluation.n >= baseline.n and r.blocked is None
+    ]
+    return max(whole, key=lambda r: r.evaluation.accuracy, default=None)

@@ -24,23 +24,36 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from internflow.disk import folder_bytes, free_bytes, gib
 
 if TYPE_CHECKING:
-    from internflow.ledger import CampaignLedger
+    from internflow.schemas import FailedIteration, IterationResult
     from internflow.workspace import Workspace
 
-__all__ = ["PRUNED_FILE", "RESERVE_FILE", "DiskBudget", "prune", "pruned_count"]
+__all__ = ["PRUNED_FILE", "RESERVE_FILE", "CampaignRecord", "DiskBudget", "prune", "pruned_count"]
 
 PRUNED_FILE = "pruned"
 RESERVE_FILE = ".disk-reserve"
 _RESERVE_BYTES = 32 * 2**20
 _PEAK_OVER_GROWTH = 2.0
 _FULL_FINE_TUNE_OVER_WEIGHTS = 7.0
+
+
+class CampaignRecord(Protocol):
+    """What retention reads of a campaign's record (the campaign flow's `CampaignLedger`)."""
+
+    @property
+    def history(self) -> Sequence[IterationResult]: ...
+    @property
+    def failures(self) -> Sequence[FailedIteration]: ...
+    @property
+    def done(self) -> int: ...
+    def best(self) -> IterationResult | None: ...
 
 
 def pruned_count(checkpoint_dir: str | Path) -> str | None:
@@ -52,7 +65,7 @@ def pruned_count(checkpoint_dir: str | Path) -> str | None:
         return None
 
 
-def prune(ledger: CampaignLedger, workspace: Workspace, keep_last: int) -> int:
+def prune(ledger: CampaignRecord, workspace: Workspace, keep_last: int) -> int:
     """Apply the retention policy to the campaign's finished iterations; returns the bytes freed."""
     best = ledger.best()
     keep = {r.train.model_path for r in ledger.history[-keep_last:]} if keep_last > 0 else set()
@@ -144,7 +157,7 @@ class DiskBudget:
         for staging in root.glob("models/*.partial"):
             _remove(staging)
 
-    def after_iteration(self, ledger: CampaignLedger) -> str | None:
+    def after_iteration(self, ledger: CampaignRecord) -> str | None:
         """Measure what the iteration added, prune, and return the stop reason when the iteration
         failed for want of disk space."""
         if self._before is not None:

@@ -12,8 +12,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from internflow.benchmarks import get_benchmark
-from internflow.data.selection import select_training_data
-from internflow.preflight import data_paths
+from internflow.data.selection import data_paths, select_training_data
 from internflow.schemas import CampaignConfig, DataPlan, Hint
 from internflow.workspace import Workspace
 

@@ -18,7 +18,8 @@ from prefect.runtime import flow_run
 
 from agent.digest import build_digest, read_iteration_records, records_from_results
 from agent.guard import DoomLoopGuard, GuardReview, IterationRecord, allowed_methods, signature
-from agent.planner import Planner, PlannerState, get_planner
+from agent.planner import Planner, PlannerState
+from agent.registry import get_planner
 from internflow.markdown import cell, code, table
 from internflow.narration import params_summary
 from internflow.schemas import NoProposal, Proposal

@@ -91,7 +91,7 @@ def test_approval_is_needed_above_threshold_or_when_cost_is_unknown(tmp_path: Pa
 def test_paused_campaign_continues_with_the_edited_parameters(prefect_harness, tiny_model, tmp_path) -> None:
     from prefect.flow_runs import resume_flow_run
 
-    from agent.planner import load_recipe
+    from internflow.recipes import load_recipe
 
     monkey = pytest.MonkeyPatch()
     monkey.setenv("INTERNFLOW_OFFLINE", "1")

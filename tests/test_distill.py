@@ -292,8 +292,8 @@ def test_an_iteration_with_self_distillation_trains_on_the_distilled_rows(
     prefect_harness, taught_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The whole iteration flow: dataset → self-distill (from the base model, transformers) → train."""
-    from agent.planner import load_recipe
     from flows.iteration import research_iteration
+    from internflow.recipes import load_recipe
     from internflow.schemas import DataSource, IterationContext
     from internflow.workspace import Workspace
     from tasks.evaluate import evaluate_model

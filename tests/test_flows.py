@@ -271,9 +271,9 @@ def test_the_iteration_trains_on_the_campaign_backend_with_its_benchmark(tmp_pat
 def test_a_screened_iteration_is_scored_on_a_prefix_and_compared_on_the_same_items(
     prefect_harness, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.planner import load_recipe
     from flows.iteration import research_iteration
-    from internflow.ledger import CampaignLedger
+    from flows.ledger import CampaignLedger
+    from internflow.recipes import load_recipe
     from internflow.schemas import IterationContext
     from internflow.workspace import Workspace
     from tasks.evaluate import evaluate_model, on_first_items

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.planner import load_recipe
 from internflow.execution import TrainingFailed, UnknownBackendError, get_backend
 from internflow.execution.hf_jobs import HFJobs, HFJobsSettings, build_job_spec
+from internflow.recipes import load_recipe
 from internflow.schemas import PreparedDataset, TrainRequest
 from tests.replay_server import Recording, ReplayServer
 

@@ -14,7 +14,8 @@ from smolagents.models import ChatMessageToolCall, ChatMessageToolCallFunction
 from agent.backends import LikelihoodScorer, parse_openai_spec
 from agent.guard import signature
 from agent.llm_planner import BundledPlanner, LLMPlanner, SearchSpace, parse_output
-from agent.planner import PLANNERS, PlannerState, UnknownPlannerError, get_planner
+from agent.planner import PlannerState
+from agent.registry import PLANNERS, UnknownPlannerError, get_planner
 from agent.search_policy import SearchPolicy
 from internflow.schemas import CampaignConfig, FailedIteration, IterationParams, IterationResult
 from tests.test_search_policy import _eval, _result

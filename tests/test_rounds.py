@@ -76,7 +76,7 @@ def test_a_round_is_approved_once_on_the_sum_of_its_iterations(prefect_harness) 
 def test_a_crashed_iteration_run_is_recorded_as_failed_with_its_message() -> None:
     from prefect.states import Crashed
 
-    from internflow.ledger import CampaignLedger
+    from flows.ledger import CampaignLedger
 
     ledger = CampaignLedger(CampaignConfig(), "ws", "base", "fp", _baseline())
     crashed = Crashed(message="the worker's process was killed (SIGKILL)")

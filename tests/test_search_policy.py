@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from agent.planner import PlannerState, UnknownPlannerError, get_planner, load_recipe
+from agent.planner import PlannerState
+from agent.registry import UnknownPlannerError, get_planner
 from agent.search_policy import MOVES, SearchPolicy, signature
+from internflow.recipes import load_recipe
 from internflow.schemas import (
     CampaignConfig,
     Diagnosis,

@@ -108,7 +108,7 @@ def test_missing_columns_name_the_method_and_the_file(tiny_model: Path, tmp_path
 
 @pytest.mark.parametrize("recipe", ["sft/default", "dpo/default", "grpo/default"])
 def test_every_method_has_a_recipe(recipe: str) -> None:
-    from agent.planner import load_recipe
+    from internflow.recipes import load_recipe
 
     params = load_recipe("smollm2-135m", recipe, ("arithmetic-direct",))
     assert params.method == recipe.split("/")[0]

@@ -10,19 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from internflow.benchmarks import Benchmark
 from internflow.data.candidates import DiscoveryOptions, discover
 from internflow.data.vetting import DataPaths, TokenBudget, screen_sources
 from internflow.schemas import CampaignConfig, DataPlan, DatasetCheck, DataSource, Hint
 
-__all__ = ["NoTrainingDataError", "select_training_data"]
+if TYPE_CHECKING:
+    from internflow.workspace import Workspace
+
+__all__ = ["NoTrainingDataError", "data_paths", "select_training_data"]
 
 METHODS = ("sft", "dpo", "grpo")
 
 
 class NoTrainingDataError(ValueError):
     """No candidate dataset survived vetting for any method: the message says what was searched."""
+
+
+def data_paths(config: CampaignConfig, workspace: Workspace) -> DataPaths:
+    """Where the campaign keeps loaded training rows, and its row budget per Hub dataset."""
+    return DataPaths(workspace.data_dir / "hub", workspace.hf_cache_dir, config.data_row_budget)
 
 
 def select_training_data(

@@ -7,10 +7,11 @@ next iteration's context and the report are all derived from this one record.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from agent.planner import PlannerState
+from internflow.best import best_scored_in_full
 from internflow.diagnostics.failures import findings_from_failure
 from internflow.schemas import (
     CampaignConfig,
@@ -27,18 +28,7 @@ from internflow.schemas import (
 if TYPE_CHECKING:
     from prefect.states import State
 
-    from agent.planner import PlannerState
-
-__all__ = ["CampaignLedger", "best_scored_in_full"]
-
-
-def best_scored_in_full(history: Iterable[IterationResult], baseline: EvalResult) -> IterationResult | None:
-    """The most accurate healthy iteration scored on the whole eval subset (a screen's score is on
-    fewer items, so not comparable)."""
-    whole = [
-        r for r in history if r.diagnosis.verdict != "failed" and r.evaluation.n >= baseline.n and r.blocked is None
-    ]
-    return max(whole, key=lambda r: r.evaluation.accuracy, default=None)
+__all__ = ["CampaignLedger"]
 
 
 @dataclass
@@ -79,8 +69,6 @@ class CampaignLedger:
 
     def planner_state(self) -> PlannerState:
         """What the planner sees: the record so far and the vetted training data per method."""
-        from agent.planner import PlannerState
-
         data = self.data
         return PlannerState(
             config=self.config,

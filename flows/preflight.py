@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from agent.registry import get_planner
 from internflow.benchmarks import get_benchmark
 from internflow.catalog import validate_catalog
-from internflow.data.selection import select_training_data
-from internflow.data.vetting import DataPaths
+from internflow.data.selection import data_paths, select_training_data
 from internflow.models import check_hub_model, load_chat_tokenizer, model_fingerprint, resolve_model
+from internflow.recipes import load_recipe
 from internflow.schemas import CampaignConfig, DataPlan
 from internflow.workspace import Workspace
 
-__all__ = ["Preflight", "data_paths", "preflight"]
+__all__ = ["Preflight", "preflight"]
 
 
 class Preflight(BaseModel):
@@ -37,14 +38,7 @@ class Preflight(BaseModel):
         return self.data.by_method
 
 
-def data_paths(config: CampaignConfig, workspace: Workspace) -> DataPaths:
-    """Where the campaign keeps loaded training rows, and its row budget per Hub dataset."""
-    return DataPaths(workspace.data_dir / "hub", workspace.hf_cache_dir, config.data_row_budget)
-
-
 def preflight(config: CampaignConfig) -> Preflight:
-    from agent.planner import get_planner, load_recipe
-
     benchmark = get_benchmark(config.benchmark)
     try:
         benchmark.load("test")  # a catalog target's Hub data must be reachable before anything runs
