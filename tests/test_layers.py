@@ -1,0 +1,146 @@
+"""Layers that run one way: internflow (the library) < agent < tasks < flows < deployments.
+
+Read from the source with `ast`, nothing imported: every `import` statement counts, at the top of
+a module, inside a function or under `if TYPE_CHECKING:` (a hidden import is still a dependency).
+Imports by string (`importlib.import_module(name)`) are not seen.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Lowest first: a package may import the ones before it, never one after it.
+LAYERS = ("internflow", "agent", "tasks", "flows", "deployments")
+
+Graph = dict[str, set[str]]
+
+
+def module_name(root: Path, path: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(root: Path) -> Graph:
+    """Every project module → the project modules it imports (`from a import b` counts as
+    importing the module `a.b` when there is one, else `a`)."""
+    paths = {module_name(root, p): p for layer in LAYERS for p in sorted((root / layer).rglob("*.py"))}
+    graph: Graph = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the package, up level - 1 more
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, *([node.module] if node.module else [])])
+                targets.update(f"{base}.{a.name}" if f"{base}.{a.name}" in paths else base for a in node.names)
+        graph[name] = set()
+        for target in targets:
+            while target and target not in paths:  # `import a.b.func`-style names: their module
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                graph[name].add(target)
+    return graph
+
+
+def upward_imports(graph: Graph) -> list[str]:
+    """'a -> b' for every import of a later layer by an earlier one."""
+    rank = {layer: i for i, layer in enumerate(LAYERS)}
+    return sorted(
+        f"{source} -> {target}"
+        for source, targets in graph.items()
+        for target in targets
+        if rank[target.partition(".")[0]] > rank[source.partition(".")[0]]
+    )
+
+
+def import_cycles(graph: Graph) -> list[list[str]]:
+    """The modules of each import cycle (strongly connected components of more than one module)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:  # Tarjan's algorithm; the graph is a few hundred modules deep at most
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_the_library_imports_no_layer_above_it() -> None:
+    graph = import_graph(ROOT)
+    assert len(graph) > 100  # the walk found the project
+    library = [line for line in upward_imports(graph) if line.startswith("internflow")]
+    assert library == [], "the library (internflow/) must not import agent, tasks, flows or deployments"
+
+
+def test_layers_import_only_downwards() -> None:
+    assert upward_imports(import_graph(ROOT)) == [], f"layers, lowest first: {' < '.join(LAYERS)}"
+
+
+def test_no_import_cycles() -> None:
+    assert import_cycles(import_graph(ROOT)) == []
+
+
+def _tree(root: Path, files: dict[str, str]) -> Path:
+    for layer in LAYERS:
+        (root / layer).mkdir(parents=True, exist_ok=True)
+        (root / layer / "__init__.py").touch()
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return root
+
+
+@pytest.mark.parametrize(
+    "ledger",
+    [
+        "def state():\n    from agent.planner import State\n",  # hidden in a function
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from agent.planner import State\n",
+    ],
+)
+def test_a_hidden_import_of_a_layer_above_is_caught(ledger: str, tmp_path: Path) -> None:
+    """The shape of the old loop: internflow/ledger.py imported agent/planner.py inside a function
+    (and under TYPE_CHECKING), agent/planner.py imported internflow/ledger.py at its top."""
+    root = _tree(tmp_path, {"internflow/ledger.py": ledger, "agent/planner.py": "from internflow.ledger import x\n"})
+    graph = import_graph(root)
+    assert upward_imports(graph) == ["internflow.ledger -> agent.planner"]
+    assert import_cycles(graph) == [["agent.planner", "internflow.ledger"]]
+
+
+def test_a_package_and_its_lazily_imported_module_are_a_cycle(tmp_path: Path) -> None:
+    """The shape of the old registry loops: a package imports a module inside a function, and that
+    module imports the package's base types from the package (relative imports resolved)."""
+    root = _tree(tmp_path, {})
+    (root / "internflow" / "registry").mkdir()
+    (root / "internflow" / "registry" / "__init__.py").write_text("def get():\n    from .impl import X\n")
+    (root / "internflow" / "registry" / "impl.py").write_text("from . import Base\n")
+    assert import_cycles(import_graph(root)) == [["internflow.registry", "internflow.registry.impl"]]
