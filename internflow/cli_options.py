@@ -197,14 +197,14 @@ def given_options(context: typer.Context, options: Mapping[str, Any]) -> dict[st
     return {name: value for name, value in options.items() if getattr(sources[name], "name", "") == "COMMANDLINE"}
 
 
-def campaign_config(given: Mapping[str, Any], config_file: Path | None = None, **fixed: Any) -> CampaignConfig:
+def campaign_config(given: Mapping[str, Any], config_file: Path | None = None) -> CampaignConfig:
     """The campaign configuration: fields from `config_file`, overridden by those `given` on the
-    command line (raw option values), overridden by `fixed`. Raises ConfigError (one line)."""
+    command line (raw option values, as `given_options` returns them). Raises ConfigError (one line)."""
     fields = CampaignConfig.model_fields
     from_file, lines = _read_config_file(config_file) if config_file is not None else ({}, {})
     from_command_line = {name: _from_command_line(name, fields[name], value) for name, value in given.items()}
     try:
-        return CampaignConfig.model_validate(from_file | from_command_line | fixed)
+        return CampaignConfig.model_validate(from_file | from_command_line)
     except ValidationError as error:
         problems = []
         for e in error.errors():
