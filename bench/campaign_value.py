@@ -13,8 +13,8 @@ with disjoint train (2,000), dev (200) and test (200) splits, then, side by side
 
 - single: TRL's `SFTTrainer` with TRL's defaults on the train split (conversational prompt/completion
   rows, the embedded SmolLM2), as many steps as fit in the budget, then scored on the test split;
-- campaign: `internflow run` on the task spec with the same budget (product defaults otherwise),
-  choosing on dev and scoring the test split once at the end.
+- campaign: `internflow run` on the task spec with the same budget (product defaults otherwise: the
+  search policy plans), choosing on dev and scoring the test split once at the end.
 
 Both arms are scored by the same evaluator (internflow's, vLLM-served).  It prints per task the
 base, single and campaign test accuracy and the campaign's remaining error over the single run's,
@@ -171,8 +171,9 @@ def main() -> int:
         base = test_accuracy(model, spec, folder / "eval")
         single = test_accuracy(str(single_run(spec, model, budget_s, folder / "single")), spec, folder / "eval")
         started = time.monotonic()
-        run = _cli("run", "--model", args.model, "--benchmark", str(spec), "--time-budget", str(args.budget_minutes),
-                   "--max-iterations", "1000", "--workspace", str(folder / "campaign"))  # fmt: skip
+        run = _cli("run", "--model", args.model, "--benchmark", str(spec),
+                   "--time-budget-minutes", str(args.budget_minutes), "--max-iterations", "1000",
+                   "--workspace", str(folder / "campaign"))  # fmt: skip
         if run.returncode != 0:
             raise RuntimeError(f"campaign on {name} failed: {run.stderr[-2000:]}")
         report = json.loads((folder / "campaign" / "report.json").read_text())

@@ -8,22 +8,28 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from internflow.cli_options import ConfigError, campaign_config, campaign_options, field_option, given_options
+from internflow.schemas import CampaignConfig
+
 if TYPE_CHECKING:
     from internflow.schemas import EvalBackend
+
+# Defaults of the CampaignConfig fields other commands share (their options: field_option).
+DEFAULT = {name: field.default for name, field in CampaignConfig.model_fields.items()}
 
 app = typer.Typer(help="Autonomous LLM post-training research campaigns on Prefect.", no_args_is_help=True)
 # Piped or logged output has no terminal width: 120 columns keeps the leaderboard on one line per row.
 console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True)
 
-Workspace_ = Annotated[str, typer.Option("--workspace", "-w", help="Campaign folder (everything is written here).")]
+Workspace_ = Annotated[str, field_option("workspace")]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -33,106 +39,14 @@ def _fail(message: str) -> typer.Exit:
 
 
 @app.command()
-def run(
-    model: Annotated[
-        str, typer.Option(help="'smollm2-135m' (embedded), a local HF folder, or a Hub id.")
-    ] = "smollm2-135m",
-    benchmark: Annotated[
-        str,
-        typer.Option(
-            help="Benchmark to improve on: bundled (arithmetic, family-mc), a Hub target (gsm8k, gpqa-main, "
-            "aime-2025, humaneval, mmlu) or a task spec file (.yaml/.json)."
-        ),
-    ] = "arithmetic",
-    workspace: Workspace_ = "internflow-workspace",
-    time_budget: Annotated[float, typer.Option(help="Wall-clock budget in minutes.")] = 12.0,
-    max_iterations: Annotated[int, typer.Option(help="Research iterations at most.")] = 3,
-    eval_limit: Annotated[int, typer.Option(help="Eval subset size (0: whole test split).")] = 200,
-    planner: Annotated[
-        str,
-        typer.Option(
-            help="Planner spec: bundled (SmolLM2 ranks candidate moves, offline) | search (deterministic) | "
-            "openai:<base_url>:<model> | hf:<model>[@provider] | litellm:<model> | transformers:<folder>."
-        ),
-    ] = "bundled",
-    recipe: Annotated[str, typer.Option(help="Starting recipe, <method>/<variant>.")] = "sft/default",
-    backend: Annotated[str, typer.Option(help="Where training runs: 'local' or 'hf-jobs'.")] = "local",
-    money_budget: Annotated[float | None, typer.Option(help="Money budget in USD (needs --gpu-usd-per-hour).")] = None,
-    gpu_usd_per_hour: Annotated[float, typer.Option(help="Training hardware price per hour, USD.")] = 0.0,
-    mcp_config: Annotated[str | None, typer.Option(help="YAML file of MCP servers for the LLM planner.")] = None,
-    eval_backend: Annotated[
-        str, typer.Option(help="Answers for evaluation: 'vllm' (a server, default) or 'transformers' (in-process).")
-    ] = "vllm",
-    eval_endpoint: Annotated[
-        str | None, typer.Option(help="URL (…/v1) of your own vLLM server for the base model, runtime LoRA on.")
-    ] = None,
-    dataset: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="A training dataset to vet with the discovered ones (repeatable): a catalog name or "
-            "hub:owner/name[:config][@split]."
-        ),
-    ] = None,
-    column_mapping: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="How a dataset's columns map to roles (repeatable): ID=role:column,... e.g. "
-            "hub:org/x=prompt:instruction,completion:output (roles: prompt input completion chosen "
-            "rejected answer messages)."
-        ),
-    ] = None,
-    hub_datasets: Annotated[int, typer.Option(help="Hub datasets discovery pins and vets at most.")] = 4,
-    select_on: Annotated[
-        str,
-        typer.Option(
-            help="Split iterations are chosen on: dev (test scored once at the end) or test "
-            "(targets with no dev data only; marked optimistic)."
-        ),
-    ] = "dev",
-    data_row_budget: Annotated[int, typer.Option(help="Rows read from each Hub dataset at most.")] = 20_000,
-    parallel_iterations: Annotated[
-        int, typer.Option(help="Iterations each planning round runs at the same time (one per GPU).")
-    ] = 1,
-    work_pool: Annotated[
-        str | None,
-        typer.Option(
-            help="Prefect work pool whose research-iteration deployment runs the iterations (set PREFECT_API_URL "
-            "to the server its workers poll); none: this process runs them."
-        ),
-    ] = None,
-) -> None:
-    """Run a campaign: baseline eval, then planner-driven iterations until the budget is spent."""
-    from pydantic import ValidationError
-
-    from internflow.schemas import CampaignConfig
-
-    mappings = _column_mappings(column_mapping or [])
+@campaign_options()
+def run(context: typer.Context, config_file: Path | None, **fields: Any) -> None:
+    """Run a campaign: baseline eval, then planner-driven iterations until the budget is spent.
+    Each option is a CampaignConfig field, as in the campaign deployment's form in the Prefect UI."""
     try:
-        config = CampaignConfig(
-            model=model,
-            benchmark=benchmark,
-            workspace=workspace,
-            time_budget_minutes=time_budget,
-            max_iterations=max_iterations,
-            eval_limit=eval_limit or None,
-            planner=planner,
-            recipe=recipe,
-            training_backend=backend,
-            money_budget_usd=money_budget,
-            gpu_usd_per_hour=gpu_usd_per_hour,
-            mcp_config=mcp_config,
-            eval_backend=eval_backend,  # type: ignore[arg-type]  # validated by CampaignConfig
-            eval_endpoint=eval_endpoint,
-            datasets=tuple(dataset or ()),
-            column_mappings=mappings,  # type: ignore[arg-type]  # validated by CampaignConfig
-            hub_datasets=hub_datasets,
-            data_row_budget=data_row_budget,
-            select_on=select_on,  # type: ignore[arg-type]  # validated by CampaignConfig
-            parallel_iterations=parallel_iterations,
-            work_pool=work_pool,
-        )
-    except ValidationError as error:
-        raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())) from None
+        config = campaign_config(given_options(context, fields), config_file)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
 
     from internflow.prefect_server import TemporaryServer
     from internflow.workspace import Workspace, WorkspaceError
@@ -171,50 +85,28 @@ def run(
     console.print(f"report: {ws.report_json}")
 
 
-def _column_mappings(specs: list[str]) -> dict[str, dict[str, str]]:
-    """'hub:org/x=prompt:instruction,completion:output' → {'hub:org/x': {'prompt': 'instruction', ...}}."""
-    mappings: dict[str, dict[str, str]] = {}
-    for spec in specs:
-        name, _, roles = spec.rpartition("=")
-        pairs = [part.split(":", 1) for part in roles.split(",") if part.strip()]
-        if not name or not pairs or any(len(pair) != 2 for pair in pairs):
-            raise _fail(f"column_mapping: expected ID=role:column[,role:column...], got {spec!r}")
-        mappings[name] = {role.strip(): column.strip() for role, column in pairs}
-    return mappings
-
-
 @app.command()
-def discover(
-    benchmark: Annotated[
-        str, typer.Option(help="Bundled benchmark, Hub target (gsm8k, mmlu, ...) or task spec file (.yaml/.json).")
-    ] = "arithmetic",
-    workspace: Workspace_ = "internflow-workspace",
-    dataset: Annotated[list[str] | None, typer.Option(help="A dataset to vet too (repeatable), as for `run`.")] = None,
-    hub_datasets: Annotated[int, typer.Option(help="Hub datasets to pin and vet at most.")] = 4,
-    recipe: Annotated[str, typer.Option(help="The recipe whose method picks the default data.")] = "sft/default",
-) -> None:
+@campaign_options("benchmark", "workspace", "datasets", "column_mappings", "hub_datasets", "data_row_budget", "recipe")
+def discover(context: typer.Context, config_file: Path | None, **fields: Any) -> None:
     """Find, pin and vet training data for a benchmark without training: every candidate with its
-    source, column mapping, rank and the gate's verdict per method (cached in the workspace)."""
-    from pydantic import ValidationError
-
+    source, column mapping, rank and the gate's verdict per method (cached in the workspace). The
+    options are `run`'s; --config takes a campaign's file."""
     from internflow.benchmarks import get_benchmark
     from internflow.data.selection import data_paths
-    from internflow.schemas import CampaignConfig
     from internflow.workspace import Workspace, WorkspaceError
 
     try:
-        config = CampaignConfig(benchmark=benchmark, workspace=workspace, datasets=tuple(dataset or ()),
-                                hub_datasets=hub_datasets, recipe=recipe)  # fmt: skip
-        ws = Workspace.open(workspace)
-    except (ValidationError, WorkspaceError) as error:
+        config = campaign_config(given_options(context, fields), config_file)
+        ws = Workspace.open(config.workspace)
+    except (ConfigError, WorkspaceError) as error:
         raise _fail(str(error)) from None
     os.environ.update(ws.process_env())  # before datasets is imported: it reads HF_DATASETS_CACHE once
     from internflow.data.selection import select_training_data
 
     try:
-        bench = get_benchmark(benchmark)
+        bench = get_benchmark(config.benchmark)
         bench.load("test")
-        plan = select_training_data(bench, config, data_paths(config, ws), ws.data_dir, recipe.partition("/")[0])
+        plan = select_training_data(bench, config, data_paths(config, ws), ws.data_dir, config.recipe.partition("/")[0])
     except (ValueError, RuntimeError) as error:
         raise _fail(str(error)) from None
     offered = {name for names in plan.by_method.values() for name in names}
@@ -265,18 +157,14 @@ def fetch_model() -> None:
 
 @app.command()
 def evaluate(
-    model: Annotated[
-        str, typer.Option(help="'smollm2-135m' (embedded), a local HF folder, or a Hub id.")
-    ] = "smollm2-135m",
-    benchmark: Annotated[
-        str, typer.Option(help="Bundled benchmark, Hub target (gsm8k, mmlu, ...) or task spec file (.yaml/.json).")
-    ] = "arithmetic",
-    workspace: Workspace_ = "internflow-workspace",
+    model: Annotated[str, field_option("model")] = DEFAULT["model"],
+    benchmark: Annotated[str, field_option("benchmark")] = DEFAULT["benchmark"],
+    workspace: Workspace_ = DEFAULT["workspace"],
     limit: Annotated[int, typer.Option(help="Seeded subset of the split (0: all of it).")] = 0,
     seed: Annotated[int, typer.Option(help="Which seeded subset.")] = 0,
     split: Annotated[str, typer.Option(help="'test' (default) or 'dev', the split campaigns choose on.")] = "test",
-    eval_backend: Annotated[str, typer.Option(help="'vllm' (a server, default) or 'transformers'.")] = "vllm",
-    eval_endpoint: Annotated[str | None, typer.Option(help="URL (…/v1) of your own vLLM server.")] = None,
+    eval_backend: Annotated[str, field_option("eval_backend")] = DEFAULT["eval_backend"],
+    eval_endpoint: Annotated[str | None, field_option("eval_endpoint")] = DEFAULT["eval_endpoint"],
 ) -> None:
     """Score a model on a benchmark without training: accuracy with n and its 95% CI; every sample in
     the workspace and, worst first, in the `evaluation` artifact."""
@@ -336,12 +224,10 @@ def evaluate(
 def train(
     recipe: Annotated[str, typer.Option(help="Recipe to run, <method>/<variant> (e.g. grpo/default).")],
     data: Annotated[Path, typer.Option(help="Training rows (JSONL) in the method's format.")],
-    model: Annotated[
-        str, typer.Option(help="'smollm2-135m' (embedded), a local HF folder, or a Hub id.")
-    ] = "smollm2-135m",
-    workspace: Workspace_ = "internflow-workspace",
-    benchmark: Annotated[str, typer.Option(help="Benchmark whose judge the GRPO rewards use.")] = "arithmetic",
-    backend: Annotated[str, typer.Option(help="Where to train: 'local' (child process) or 'hf-jobs'.")] = "local",
+    model: Annotated[str, field_option("model")] = DEFAULT["model"],
+    workspace: Workspace_ = DEFAULT["workspace"],
+    benchmark: Annotated[str, typer.Option(help="Benchmark whose judge the GRPO rewards use.")] = DEFAULT["benchmark"],
+    training_backend: Annotated[str, field_option("training_backend")] = DEFAULT["training_backend"],
     max_steps: Annotated[int | None, typer.Option(help="Override the recipe's max_steps.")] = None,
 ) -> None:
     """Run one recipe directly (no campaign, no Prefect): train and print the typed result."""
@@ -376,10 +262,12 @@ def train(
     from tasks.train import build_train_request
 
     prepared = PreparedDataset(path=str(data.resolve()), rows=len(rows), sources=(), fingerprint=sha256[:16])
-    request = build_train_request(init_model, model_fingerprint(init_model), prepared, params, ws, benchmark, backend)
+    request = build_train_request(
+        init_model, model_fingerprint(init_model), prepared, params, ws, benchmark, training_backend
+    )
     try:
         check_training_data(request)  # the columns the method and its rewards read, before any model loads
-        result = get_backend(backend).run(request, console.print)
+        result = get_backend(training_backend).run(request, console.print)
     except (TrainingFailed, ValueError) as error:
         raise _fail(str(error)) from None
     console.print_json(result.model_dump_json())

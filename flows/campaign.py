@@ -49,6 +49,10 @@ __all__ = ["campaign"]
 
 @flow(name="campaign", flow_run_name="campaign-{config.benchmark}")
 def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # noqa: B008 (Prefect form default)
+    """A research campaign: preflight, literature and data discovery, a baseline evaluation, then rounds
+    of planned iterations until the time, money or iteration budget is spent; the best-on-dev model
+    is scored once on test. Returns the CampaignReport (also `report.json` in the workspace);
+    bad input is refused by preflight (ValueError) before anything is spent."""
     workspace = Workspace.open(config.workspace)
     # One campaign per workspace (a second is refused); the runs a killed one left "Running" become Crashed.
     with one_campaign_per_workspace(workspace.root):

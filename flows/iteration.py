@@ -56,6 +56,10 @@ def train_request(
 
 @flow(name="research-iteration", flow_run_name="iteration-{context.index}")
 def research_iteration(params: IterationParams, context: IterationContext, rationale: str = "") -> IterationResult:
+    """One research iteration for the planner's IterationParams, in the campaign's workspace
+    (IterationContext): literature, dataset (and self-distillation), train, evaluate, diagnose, and
+    the publish gate for a model that is published. Returns the IterationResult,
+    also written to `iterations/<flow run id>.json` for a campaign that ran it on a work pool."""
     started = time.monotonic()
     workspace = Workspace.open(context.workspace)
     with secrets_from_blocks():  # a run on a worker reads its tokens from Prefect Secret blocks too

@@ -91,6 +91,9 @@ def self_distill(
     server: ServedModel | None = None,
     log_dir: Path = Path("logs"),
 ) -> PreparedDataset:
+    """Self-distillation: sample `self_distill_k` answers per training prompt from the starting model,
+    keep those the task's judge accepts as SFT rows; returns the new training data (JSONL) and
+    publishes the `self-distillation` artifact. Cached on its inputs (not the server or log folder)."""
     with _sampler(request, backend, server, log_dir) as sampler:
         result = distill(request, sampler)
     get_run_logger().info(

@@ -49,6 +49,9 @@ def literature_markdown(report: LiteratureReport) -> str:
 # the disk caches already dedupe queries, and an "offline" result must not be replayed once online.
 @task(name="literature", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def survey_literature(request: LiteratureRequest, services: Services | None = None) -> LiteratureReport:
+    """Search arXiv, Hugging Face Papers and the citation graph for the campaign's goal; returns the
+    ranked papers and the hints they give (method, hyper-parameter, dataset) and publishes the
+    `literature` artifact. Offline is a status in the report, not an error."""
     report = survey(request, services)
     logger = get_run_logger()
     log = logger.warning if report.status == "offline" else logger.info

@@ -79,6 +79,8 @@ def leaderboard_rows(report: CampaignReport) -> list[dict[str, str]]:
 
 @task(name="report", cache_policy=NO_CACHE)
 def publish_report(report: CampaignReport, path: Path) -> Path:
+    """Write the campaign report to `path` (report.json, atomically) and publish the `leaderboard`
+    artifact; returns `path`. A full disk keeps the last version instead of failing the campaign."""
     tmp = path.with_suffix(".json.tmp")
     try:
         tmp.write_text(report.model_dump_json(indent=2))

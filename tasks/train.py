@@ -95,6 +95,10 @@ def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     retry_condition_fn=_worth_retrying,
 )
 def train_model(request: TrainRequest) -> TrainResult:
+    """Train one recipe with TRL on the request's backend (a local child process or HF Jobs), holding a
+    slot of the `gpu` concurrency limit; returns the TrainResult (model folder, steps, losses) and
+    publishes the `train-loss` and `trackio` artifacts. Raises TrainingFailed (retried once unless
+    the disk is full or memory ran out at the smallest batch)."""
     logger = get_run_logger()
     backend = get_backend(request.backend)
     with gpu_slot():  # already held when the iteration flow took it around this task

@@ -67,7 +67,7 @@ def drill(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Drill:
     args = [
         "run", "--model", str(tiny_model), "--workspace", str(workspace), "--recipe", "sft/smoke",
         "--planner", "search", "--eval-backend", "transformers", "--max-iterations", "2", "--eval-limit", "8",
-        "--time-budget", "60",
+        "--time-budget-minutes", "60",
     ]  # fmt: skip
     env = os.environ | {"INTERNFLOW_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     env.pop("PREFECT_API_URL", None)  # the command's own history, as a user's shell has it

@@ -35,15 +35,15 @@ def test_help_does_not_import_torch_or_prefect() -> None:
     [
         (["--model", "/no/such/model"], "not the embedded default"),
         (["--benchmark", "nope"], "benchmark: unknown benchmark 'nope'"),
-        (["--time-budget", "0"], "time_budget_minutes"),
+        (["--time-budget-minutes", "0"], "time_budget_minutes"),
         (["--max-iterations", "0"], "max_iterations"),
         (["--planner", "oracle"], "planner: unknown planner 'oracle'"),
         (["--recipe", "sft/huge"], "recipe: no recipe 'sft/huge'"),
-        (["--backend", "cloud"], "training_backend"),
-        (["--money-budget", "0"], "money_budget_usd"),
-        (["--dataset", "hub:no-owner"], "datasets: Value error, expected hub:owner/name[:config][@split]"),
-        (["--column-mapping", "hub:org/x"], "column_mapping: expected ID=role:column"),
-        (["--column-mapping", "hub:org/x=question:q"], "column_mappings.hub:org/x.question: Extra inputs"),
+        (["--training-backend", "cloud"], "training_backend"),
+        (["--money-budget-usd", "0"], "money_budget_usd"),
+        (["--datasets", "hub:no-owner"], "datasets: Value error, expected hub:owner/name[:config][@split]"),
+        (["--column-mappings", "hub:org/x"], "column_mappings: expected ID=role:column"),
+        (["--column-mappings", "hub:org/x=question:q"], "column_mappings.hub:org/x.question: Extra inputs"),
     ],
 )
 def test_run_refuses_bad_input_with_named_error(args: list[str], expected: str, tmp_path: Path) -> None:

@@ -185,4 +185,5 @@ def test_a_target_with_no_usable_training_data_is_refused_naming_what_was_search
 
     message = str(refused.value)
     assert message.startswith("datasets: no usable training data for 'word-problems'")
-    assert "queries ['word-problems', 'word']" in message and "train_data:" in message and "--dataset" in message
+    assert "queries ['word-problems', 'word']" in message and "train_data:" in message
+    assert "--datasets hub:owner/name" in message

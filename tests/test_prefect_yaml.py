@@ -80,3 +80,24 @@ def test_automations_parse_as_prefect_deployment_triggers() -> None:
     assert publish.parameters["min_gain_points"] > 0 and "internflow.workspace" in publish.parameters["workspace"]
     (crashed,) = [DeploymentEventTrigger.model_validate(t) for t in deployments["notify-crashed"]["triggers"]]
     assert crashed.expect == {"prefect.flow-run.Crashed"}
+
+
+def test_served_deployments_are_prefect_yamls_on_the_process_pool() -> None:
+    """`python -m deployments.serve` runs prefect.yaml's deployments as declared there (one source)."""
+    from prefect.client.schemas.objects import ConcurrencyLimitStrategy
+
+    from deployments.serve import SERVED_POOL, runner_deployments
+
+    declared = {name: d for name, d in _deployments().items() if d["work_pool"]["name"] == SERVED_POOL}
+    served = {d.name: d for d in runner_deployments()}
+    assert set(served) == set(declared) >= {"campaign", "overnight", "iteration", "publish", "notify-crashed"}
+    for name, spec in declared.items():
+        deployment = served[name]
+        assert deployment.entrypoint and deployment.entrypoint.endswith(spec["entrypoint"]), name
+        assert deployment.description == spec["description"] and deployment.parameters == (spec.get("parameters") or {})
+        assert len(deployment.triggers) == len(spec.get("triggers", [])), name
+    (nightly,) = served["overnight"].schedules
+    assert (nightly.schedule.cron, nightly.schedule.timezone) == ("0 22 * * *", "UTC")  # type: ignore[union-attr]
+    assert served["overnight"].concurrency_limit == 1 and served["overnight"].concurrency_options is not None
+    assert served["overnight"].concurrency_options.collision_strategy is ConcurrencyLimitStrategy.CANCEL_NEW
+    assert served["overnight"].parameters["config"]["time_budget_minutes"] == 480

@@ -33,7 +33,7 @@ def _run(args: list[str], workspace: Path, extra_env: dict[str, str] | None = No
     env = {k: v for k, v in os.environ.items() if k not in ("INTERNFLOW_OFFLINE", "HF_HUB_OFFLINE")}
     env |= NO_LITERATURE | {"PYTHONPATH": str(ROOT)} | (extra_env or {})
     command = [sys.executable, "-m", "deployments.cli", "run", "--workspace", str(workspace), "--planner", "search",
-               "--time-budget", "30", *args]  # fmt: skip
+               "--time-budget-minutes", "30", *args]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=1500, cwd=ROOT)
 
 
@@ -46,7 +46,7 @@ def test_run_gsm8k_discovers_vets_and_trains_on_hub_datasets(
 
     done = _run(
         ["--model", str(gsm_model), "--benchmark", "gsm8k", "--recipe", "sft/smoke", "--max-iterations", "2",
-         "--eval-limit", "0", "--hub-datasets", "6"],  # answers from a vLLM server: 512 new tokens per item
+         "--eval-limit", "none", "--hub-datasets", "6"],  # answers from a vLLM server: 512 new tokens per item
         tmp_path,
     )  # fmt: skip
 
@@ -86,7 +86,7 @@ def test_run_on_a_task_spec_with_train_data_trains_and_improves(tiny_model: Path
 
     done = _run(
         ["--model", str(tiny_model), "--benchmark", str(spec), "--recipe", "sft/smoke", "--max-iterations", "2",
-         "--eval-limit", "0", "--eval-backend", "transformers"],
+         "--eval-limit", "none", "--eval-backend", "transformers"],
         tmp_path / "ws",
         {"INTERNFLOW_OFFLINE": "1"},
     )  # fmt: skip

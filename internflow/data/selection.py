@@ -88,5 +88,5 @@ def _nothing_usable(
         f"datasets: no usable training data for {benchmark.name!r}: searched the local catalog, the task's own "
         f"train_data and the Hub (queries {list(queries)}; {'; '.join(notes) or 'no notes'}); "
         f"vetted: {vetted or 'nothing found'}. Give training data with train_data: in the task spec, "
-        "--dataset hub:owner/name, or a catalog folder (INTERNFLOW_CATALOG)"
+        "--datasets hub:owner/name, or a catalog folder (INTERNFLOW_CATALOG)"
     )
