@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from internflow.cli_options import ConfigError, campaign_config, campaign_options, field_option, given_options
+from deployments.cli_options import ConfigError, campaign_config, campaign_options, field_option, given_options
 from internflow.schemas import CampaignConfig
 
 if TYPE_CHECKING:

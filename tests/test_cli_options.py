@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from deployments.cli import app
-from internflow.cli_options import campaign_config, given_options, option_name
+from deployments.cli_options import campaign_config, given_options, option_name
 from internflow.schemas import CampaignConfig
 
 INTERNFLOW = str(Path(sys.executable).parent / "internflow")
