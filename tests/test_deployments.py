@@ -103,7 +103,11 @@ def deployed_with_worker(prefect_server: dict[str, str], tmp_path_factory: pytes
         yield env
     finally:
         worker.terminate()
-        worker.wait(timeout=30)
+        try:  # a worker still cleaning up a run may take longer than that on a loaded machine
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
 
 
 def _with_api(env: dict[str, str]):

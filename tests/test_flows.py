@@ -102,7 +102,7 @@ def test_iterations_are_chosen_on_dev_and_the_test_split_is_scored_once_after_th
             )
 
     runs = asyncio.run(task_runs())
-    plans = [r for r in runs if r.name.rsplit("-", 1)[0] == "plan"]  # not "planner-log", which closes the log
+    plans = [r for r in runs if r.name.rsplit("-", 1)[0] == "plan-round"]  # not "planner-log", which closes it
     test_samples = sorted((workspace / "eval-samples").glob("*-test-*.jsonl"))
     assert len(test_samples) == (2 if report.test_best else 1)  # once each: the baseline and the best on dev
     last_plan_end = max(r.end_time for r in plans).timestamp()
