@@ -53,16 +53,21 @@ def prompts() -> dict[str, str]:
     return dict(yaml.safe_load(PROMPTS.read_text()))
 
 
+def _json_in(text: str, pattern: str, what: str) -> object:
+    """The JSON value spanning `pattern`'s match in a model's text (prose around it is dropped)."""
+    found = re.search(pattern, text, re.DOTALL)
+    if not found:
+        raise PlannerOutputError(f"no {what} in the answer: {text[:200]!r}")
+    try:
+        return json.loads(found.group(0))
+    except json.JSONDecodeError as error:
+        raise PlannerOutputError(f"invalid JSON ({error}): {found.group(0)[:200]!r}") from error
+
+
 def parse_output(answer: object) -> PlannerOutput:
     """A model's final answer (a dict, or text holding one JSON object) as a PlannerOutput."""
     if isinstance(answer, str):
-        found = re.search(r"\{.*\}", answer, re.DOTALL)
-        if not found:
-            raise PlannerOutputError(f"no JSON object in the answer: {answer[:200]!r}")
-        try:
-            answer = json.loads(found.group(0))
-        except json.JSONDecodeError as error:
-            raise PlannerOutputError(f"invalid JSON ({error}): {found.group(0)[:200]!r}") from error
+        answer = _json_in(answer, r"\{.*\}", "JSON object")
     if not isinstance(answer, dict):
         raise PlannerOutputError(f"expected a JSON object, got {type(answer).__name__}")
     try:
@@ -74,13 +79,7 @@ def parse_output(answer: object) -> PlannerOutput:
 def parse_batch(answer: object) -> list[PlannerOutput]:
     """A batch answer: {"proposals": [...]}, a JSON list, or one object (a batch of one)."""
     if isinstance(answer, str):
-        found = re.search(r"[\[{].*[\]}]", answer, re.DOTALL)
-        if not found:
-            raise PlannerOutputError(f"no JSON in the answer: {answer[:200]!r}")
-        try:
-            answer = json.loads(found.group(0))
-        except json.JSONDecodeError as error:
-            raise PlannerOutputError(f"invalid JSON ({error}): {found.group(0)[:200]!r}") from error
+        answer = _json_in(answer, r"[\[{].*[\]}]", "JSON")
     if isinstance(answer, dict) and isinstance(answer.get("proposals"), list):
         answer = answer["proposals"]
     items = answer if isinstance(answer, list) else [answer]

@@ -273,16 +273,22 @@ def train(
     console.print_json(result.model_dump_json())
 
 
+def _read_report(workspace: Path) -> dict[str, Any]:
+    """A campaign's report.json as JSON; exit 2 naming what is missing when there is no campaign
+    record, or the campaign failed before its baseline (a CampaignFailure)."""
+    path = workspace / "report.json"
+    if not path.is_file():
+        raise _fail(f"workspace: no report.json in {workspace.resolve()} (has a campaign run there?)")
+    report: dict[str, Any] = json.loads(path.read_text())
+    if "baseline" not in report:
+        raise _fail(f"{path}: the campaign failed before its baseline: {report.get('failure')}")
+    return report
+
+
 @app.command()
 def leaderboard(workspace: Workspace_ = "internflow-workspace") -> None:
     """Print a finished (or running) campaign's leaderboard from its report.json."""
-    path = Path(workspace) / "report.json"
-    if not path.is_file():
-        raise _fail(f"workspace: no report.json in {Path(workspace).resolve()} (has a campaign run there?)")
-    report = json.loads(path.read_text())
-    if "baseline" not in report:  # a CampaignFailure: it failed before its baseline
-        raise _fail(f"{path}: the campaign failed before its baseline: {report.get('failure')}")
-    _print_leaderboard(report)
+    _print_leaderboard(_read_report(Path(workspace)))
 
 
 @app.command()
@@ -398,13 +404,7 @@ def report(
     from internflow.model_card import campaign_report_markdown
     from internflow.schemas import CampaignReport
 
-    path = Path(workspace) / "report.json"
-    if not path.is_file():
-        raise _fail(f"workspace: no report.json in {Path(workspace).resolve()} (has a campaign run there?)")
-    raw = json.loads(path.read_text())
-    if "baseline" not in raw:  # a CampaignFailure: it failed before its baseline
-        raise _fail(f"{path}: the campaign failed before its baseline: {raw.get('failure')}")
-    markdown = campaign_report_markdown(CampaignReport.model_validate(raw))
+    markdown = campaign_report_markdown(CampaignReport.model_validate(_read_report(Path(workspace))))
     if output is None:
         print(markdown)
     else:
