@@ -35,7 +35,7 @@ setup: $(STAMP) $(VLLM_STAMP)
 
 demo: setup
 	$(BIN)/internflow fetch-model
-	$(BIN)/internflow run --planner bundled --workspace $(WORKSPACE)
+	$(BIN)/internflow run --workspace $(WORKSPACE)
 
 test: setup lint
 	$(BIN)/internflow fetch-model

@@ -156,7 +156,7 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
             for slot, proposal in enumerate(planned):
                 log.info(narration.proposal_line(first + slot, proposal))
             round_, unfit = _fit_budget(list(planned), out_of_budget, first)
-            if not round_ or (reason := disk.before_iteration()):
+            if not round_ or (reason := disk.before_iteration(len(round_))):
                 reason = reason or unfit
                 for slot, proposal in enumerate(round_):
                     withdraw_proposal(first + slot, proposal, reason)
@@ -173,7 +173,7 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
             contexts = [ledger.context_for(first + slot, campaign_id) for slot in range(len(round_))]
             outcomes = run_round(list(zip(round_, contexts, strict=True)), storage, lambda: ledger.elapsed_s, pool)
             _record_round(ledger, outcomes, workspace, campaign_id)
-            if reason := disk.after_iteration(ledger):  # retention; a full disk stops the campaign
+            if reason := disk.after_iteration(ledger, len(round_)):  # retention; a full disk stops the campaign
                 break
         log.info("stop: %s", reason)
 

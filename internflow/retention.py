@@ -137,17 +137,20 @@ class DiskBudget:
         how = f"{_FULL_FINE_TUNE_OVER_WEIGHTS:g}× the base model's weights"
         return int(_FULL_FINE_TUNE_OVER_WEIGHTS * weights), how
 
-    def before_iteration(self) -> str | None:
-        """The stop reason when the workspace's disk cannot hold the next iteration, else None."""
+    def before_iteration(self, iterations: int = 1) -> str | None:
+        """The stop reason when the workspace's disk cannot hold the next round of `iterations`
+        (run at the same time, so their needs add up), else None."""
         self._before = folder_bytes(self.workspace.root)
         estimate = self.needed_bytes()
         if estimate is None:
             return None
-        needed, how = estimate
+        needed, how = estimate[0] * iterations, estimate[1]
         free = free_bytes(self.workspace.root)
         if free >= needed:
             return None
-        return f"disk: the next iteration needs ~{gib(needed)} ({how}), {gib(free)} free in {self.workspace.root}"
+        what = "the next iteration needs" if iterations == 1 else f"the next {iterations} iterations need"
+        each = "" if iterations == 1 else " each"
+        return f"disk: {what} ~{gib(needed)} ({how}{each}), {gib(free)} free in {self.workspace.root}"
 
     def _drop_caches(self) -> None:
         """What can be rebuilt: lighteval's work files, datasets caches, half-saved model folders."""
@@ -157,15 +160,17 @@ class DiskBudget:
         for staging in root.glob("models/*.partial"):
             _remove(staging)
 
-    def after_iteration(self, ledger: CampaignRecord) -> str | None:
-        """Measure what the iteration added, prune, and return the stop reason when the iteration
-        failed for want of disk space."""
+    def after_iteration(self, ledger: CampaignRecord, iterations: int = 1) -> str | None:
+        """Measure what the round of `iterations` added (per iteration), prune, and return the stop
+        reason when one of them failed for want of disk space."""
         if self._before is not None:
-            self.growth.append(max(0, folder_bytes(self.workspace.root) - self._before))
+            self.growth.append(max(0, folder_bytes(self.workspace.root) - self._before) // max(1, iterations))
         prune(ledger, self.workspace, self.keep_last)
-        last = ledger.failures[-1] if ledger.failures else None
-        if last is None or last.index != ledger.done or not any(f.kind == "disk_full" for f in last.findings):
+        this_round = [f for f in ledger.failures if f.index > ledger.done - iterations]
+        full = [f for f in this_round if any(finding.kind == "disk_full" for finding in f.findings)]
+        if not full:
             return None
+        last = full[-1]
         self._drop_caches()  # room for the campaign's last words (run history, report.json, the report)
         (self.workspace.root / RESERVE_FILE).unlink(missing_ok=True)
         return (
