@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from deployments.cli_options import ConfigError, campaign_config, campaign_options, field_option, given_options
-from internflow.schemas import CampaignConfig
+from internflow.schemas import CampaignConfig, CampaignReport
 
 if TYPE_CHECKING:
     from internflow.schemas import EvalBackend
@@ -81,7 +81,7 @@ def run(context: typer.Context, config_file: Path | None, **fields: Any) -> None
             f"[bold red]campaign failed:[/] {type(error).__name__}: {error} (report: {ws.report_json})", soft_wrap=True
         )
         raise typer.Exit(code=1) from None
-    _print_leaderboard(report.model_dump(mode="json"))
+    _print_leaderboard(report)
     console.print(f"report: {ws.report_json}")
 
 
@@ -273,8 +273,8 @@ def train(
     console.print_json(result.model_dump_json())
 
 
-def _read_report(workspace: Path) -> dict[str, Any]:
-    """A campaign's report.json as JSON; exit 2 naming what is missing when there is no campaign
+def _read_report(workspace: Path) -> CampaignReport:
+    """A campaign's report.json, typed; exit 2 naming what is missing when there is no campaign
     record, or the campaign failed before its baseline (a CampaignFailure)."""
     path = workspace / "report.json"
     if not path.is_file():
@@ -282,7 +282,7 @@ def _read_report(workspace: Path) -> dict[str, Any]:
     report: dict[str, Any] = json.loads(path.read_text())
     if "baseline" not in report:
         raise _fail(f"{path}: the campaign failed before its baseline: {report.get('failure')}")
-    return report
+    return CampaignReport.model_validate(report)
 
 
 @app.command()
@@ -401,10 +401,9 @@ def report(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (default: stdout).")] = None,
 ) -> None:
     """Export the campaign report (markdown) from the workspace's report.json."""
-    from internflow.model_card import campaign_report_markdown
-    from internflow.schemas import CampaignReport
+    from internflow.reporting import campaign_report_markdown
 
-    markdown = campaign_report_markdown(CampaignReport.model_validate(_read_report(Path(workspace))))
+    markdown = campaign_report_markdown(_read_report(Path(workspace)))
     if output is None:
         print(markdown)
     else:
@@ -421,24 +420,25 @@ def dashboard(workspace: Workspace_ = "internflow-workspace", port: int = 7860) 
     trackio.show(project="internflow", host="127.0.0.1", server_port=port, open_browser=False, block_thread=True)
 
 
-def _print_leaderboard(report: dict) -> None:
+def _print_leaderboard(report: CampaignReport) -> None:
+    """The leaderboard's typed rows as a table (the CLI's columns), then the best model, the test
+    split's scores and the stop reason."""
     from internflow import narration
-    from internflow.schemas import CampaignReport
-    from tasks.report import CLI_COLUMNS, leaderboard_rows
+    from internflow.reporting import CLI_COLUMNS, leaderboard
 
-    typed = CampaignReport.model_validate(report)
-    table = Table(*CLI_COLUMNS, title=f"{typed.config.benchmark} leaderboard (acc %: {typed.selected_on} split)")
-    for row in leaderboard_rows(typed):  # the leaderboard artifact's rows too
-        table.add_row(*(row[column] for column in CLI_COLUMNS))
+    table = Table(*CLI_COLUMNS, title=f"{report.config.benchmark} leaderboard (acc %: {report.selected_on} split)")
+    for row in leaderboard(report):  # the leaderboard artifact's rows too
+        cells = row.cells()
+        table.add_row(*(escape(cells[column]) for column in CLI_COLUMNS))  # a "[...]" is text, not rich markup
     console.print(table)
     console.print(
-        f"best on {typed.selected_on}: {typed.best_score:.1%} (baseline {typed.baseline.accuracy:.1%}) → "
-        f"{typed.best_model_path}",
+        f"best on {report.selected_on}: {report.best_score:.1%} (baseline {report.baseline.accuracy:.1%}) → "
+        f"{report.best_model_path}",
         soft_wrap=True,
         markup=False,
     )
-    console.print(narration.scored_on_test_line(typed), soft_wrap=True, markup=False)
-    console.print(f"stop reason: {report['stop_reason']}", soft_wrap=True, markup=False)
+    console.print(narration.scored_on_test_line(report), soft_wrap=True, markup=False)
+    console.print(f"stop reason: {report.stop_reason}", soft_wrap=True, markup=False)
 
 
 if __name__ == "__main__":

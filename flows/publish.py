@@ -56,7 +56,7 @@ def publish_best(
             "best_model_path": pointer.model_path,
         }
     )
-    from internflow.model_card import model_card_markdown
+    from internflow.reporting import model_card_markdown
 
     (Path(pointer.model_path) / "README.md").write_text(model_card_markdown(best))
     url = push_model(best)

@@ -13,14 +13,11 @@ from prefect.cache_policies import NO_CACHE
 
 from internflow.benchmarks import get_benchmark
 from internflow.data.selection import data_paths, select_training_data
+from internflow.markdown import cell, code
 from internflow.schemas import CampaignConfig, DataPlan, Hint
 from internflow.workspace import Workspace
 
 __all__ = ["data_candidates_markdown", "discover_data"]
-
-
-def _cell(text: object) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
 
 
 def data_candidates_markdown(plan: DataPlan) -> str:
@@ -31,20 +28,20 @@ def data_candidates_markdown(plan: DataPlan) -> str:
         verdicts = plan.checks.get(source.id, {})
         vetting = "; ".join(
             f"{m}: {'blocked' if c.blocked else f'{c.rows_kept}/{c.rows_in} kept'}"
-            + (f" ({_cell(c.note)})" if c.note else "")
+            + (f" ({c.note})" if c.note else "")  # escaped once, with the whole cell
             for m, c in verdicts.items()
         )
         state = "offered" if source.id in offered else source.status
         columns = source.mapping.describe() if source.mapping else "-"
         rows.append(
-            f"| {_cell(source.id)} | {source.kind} | {state} | {source.score:.2f} | {_cell(source.why or source.note)} "
-            f"| {_cell(columns)} | {source.rows or '-'} | {_cell(source.license or '-')} "
-            f"| {(source.revision or '-')[:12]} | {_cell(vetting or source.note or '-')} |"
+            f"| {cell(source.id)} | {source.kind} | {state} | {source.score:.2f} | {cell(source.why or source.note)} "
+            f"| {cell(columns)} | {source.rows or '-'} | {cell(source.license or '-')} "
+            f"| {(source.revision or '-')[:12]} | {cell(vetting or source.note or '-')} |"
         )
-    notes = "".join(f"- {_cell(note)}\n" for note in report.notes) or "- none\n"
+    notes = "".join(f"- {cell(note)}\n" for note in report.notes) or "- none\n"
     return (
         f"## Training data for {report.target} ({report.status})\n\n"
-        f"Hub queries: {', '.join(f'`{q}`' for q in report.queries)}\n\n"
+        f"Hub queries: {', '.join(code(q) for q in report.queries)}\n\n"
         "| dataset | source | state | score | why | columns | rows | licence | revision | vetting per method |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         f"Offered per method: {'; '.join(f'{m}: {list(ids)}' for m, ids in plan.by_method.items())}; "

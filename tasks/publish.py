@@ -18,7 +18,8 @@ from prefect.transactions import Transaction, get_transaction
 from internflow.best import BestPointer, locked, read_pointer, write_pointer
 from internflow.disk import is_disk_full
 from internflow.markdown import code, image
-from internflow.model_card import campaign_report_markdown, model_card_markdown, plot_learning_curve
+from internflow.plots import plot_learning_curve
+from internflow.reporting import campaign_report_markdown, model_card_markdown
 from internflow.schemas import CampaignReport, Diagnosis, EvalResult, IterationContext, TrainResult
 
 if TYPE_CHECKING:

@@ -1,5 +1,5 @@
 """Reporting stage: the campaign leaderboard artifact, the campaign-progress plot and `report.json`
-in the workspace.
+in the workspace.  What they show is rendered by `internflow.reporting` and `internflow.plots`.
 
 Called after every iteration, so a crash mid-campaign still leaves an up-to-date report.
 """
@@ -14,67 +14,11 @@ from prefect.cache_policies import NO_CACHE
 
 from internflow.disk import is_disk_full
 from internflow.markdown import cell, image
-from internflow.model_card import plot_campaign_progress, progress_series
-from internflow.narration import short_path
-from internflow.schemas import CampaignConfig, CampaignFailure, CampaignReport, EvalResult, IterationParams
+from internflow.plots import plot_campaign_progress, progress_series
+from internflow.reporting import leaderboard_description, leaderboard_table
+from internflow.schemas import CampaignConfig, CampaignFailure, CampaignReport
 
-__all__ = ["CLI_COLUMNS", "leaderboard_rows", "publish_failure", "publish_report"]
-
-# What `internflow run` and `internflow leaderboard` print; the artifact shows every column.
-CLI_COLUMNS = ("iter", "verdict", "acc %", "95% CI", "gain", "test %", "datasets", "lr", "steps", "init", "wall s")
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}"
-
-
-def _scores(e: EvalResult, gain: float) -> dict[str, str]:
-    return {"acc %": _pct(e.accuracy), "95% CI": f"{_pct(e.ci_low)}–{_pct(e.ci_high)}", "gain": f"{100 * gain:+.1f}"}
-
-
-def _params(p: IterationParams) -> dict[str, str]:
-    return {
-        "method": p.method,
-        "datasets": "+".join(p.datasets),
-        "lr": f"{p.learning_rate:.0e}",
-        "steps": str(p.max_steps),
-        "init": p.init_from + ("+LoRA" if p.use_lora else ""),
-    }
-
-
-def _test(result: EvalResult | None) -> str:
-    if result is None:
-        return "-"
-    return f"{_pct(result.accuracy)} ({_pct(result.ci_low)}–{_pct(result.ci_high)}, n={result.n})"
-
-
-def leaderboard_rows(report: CampaignReport) -> list[dict[str, str]]:
-    """The leaderboard as text, one row per iteration: the baseline, then the iterations best first,
-    then the failed ones.  Accuracy and its 95 % CI in percent on the split iterations were chosen
-    on (dev), gain over the baseline in points, the test split's score (baseline and best only:
-    scored once, after the search), the model (folder relative to the workspace) next to them so
-    that it is in sight, then the parameters; "-" where a value does not apply."""
-    dash = dict.fromkeys(("method", "datasets", "lr", "steps", "init"), "-")
-    base = report.baseline
-    rows = [
-        {"iter": "baseline", "verdict": "-", **_scores(base, 0.0), "test %": _test(report.test_baseline)}
-        | {"model (or error)": report.config.model, "n": str(base.n), **dash, "wall s": str(round(base.runtime_s))}
-    ]
-    for r in sorted(report.iterations, key=lambda r: -r.evaluation.accuracy):
-        rows.append(
-            {"iter": str(r.index), "verdict": r.diagnosis.verdict}
-            | _scores(r.evaluation, r.diagnosis.gain_vs_baseline)
-            | {"test %": _test(report.test_best) if r.index == report.best_iteration else "-"}
-            | {"model (or error)": short_path(r.train.model_path, report.config.workspace)}
-            # n: fewer than the baseline's for a screen; its gain is on those items
-            | {"n": str(r.evaluation.n), **_params(r.params), "wall s": str(round(r.wall_s))}
-        )
-    for f in report.failures:
-        rows.append(
-            {"iter": str(f.index), "verdict": "failed", "acc %": "-", "95% CI": "-", "gain": "-", "test %": "-"}
-            | {"model (or error)": f.error[:200], "n": "-", **_params(f.params), "wall s": "-"}
-        )
-    return rows
+__all__ = ["publish_failure", "publish_report"]
 
 
 @task(name="report", cache_policy=NO_CACHE)
@@ -91,20 +35,7 @@ def publish_report(report: CampaignReport, path: Path) -> Path:
         tmp.unlink(missing_ok=True)
         get_run_logger().error("%s keeps its last version: the disk is full (%s)", path, error)
     create_table_artifact(
-        key="leaderboard",
-        # Prefect renders each string cell as markdown: a bare "-" would be a list bullet.
-        table=[{column: cell(value) for column, value in row.items()} for row in leaderboard_rows(report)],
-        description=(
-            (
-                f"Best: iteration {report.best_iteration} at {report.best_score:.1%}"
-                if report.best_iteration is not None
-                else "No iteration beat the baseline"
-            )
-            + f" (baseline {report.baseline.accuracy:.1%}) on the {report.selected_on} split; accuracy and 95 % CI "
-            f"in %, gain in points over the baseline; test % scored once after the search"
-            + (" (optimistic: chosen on test)" if report.optimistic else "")
-            + f". Stop reason: {report.stop_reason}"
-        ),
+        key="leaderboard", table=leaderboard_table(report), description=leaderboard_description(report)
     )
     try:
         _publish_progress(report, path.parent / "reports" / "campaign-progress.png")

@@ -28,7 +28,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.logging import get_run_logger
 
 from internflow.execution import TrainingFailed, get_backend
-from internflow.model_card import trackio_run_url
+from internflow.reporting import trackio_run_url
 from internflow.retention import pruned_count
 from internflow.schemas import IterationParams, PreparedDataset, TrainRequest, TrainResult
 from internflow.workspace import Workspace

@@ -282,8 +282,8 @@ def test_browser_shows_whole_questions_of_the_failures(triggered_campaign, campa
 def test_browser_shows_the_leaderboard_as_the_cli_prints_it(triggered_campaign, campaign_artifacts, tmp_path) -> None:
     """Regression: accuracy showed as a fraction next to a gain in points, empty cells as bullets, the
     model path out of sight."""
+    from internflow.reporting import CLI_COLUMNS, leaderboard_rows
     from internflow.schemas import CampaignReport
-    from tasks.report import CLI_COLUMNS, leaderboard_rows
 
     env, _, _, workspace = triggered_campaign
     artifact = campaign_artifacts["leaderboard"]

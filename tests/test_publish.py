@@ -170,7 +170,7 @@ def test_campaign_report_is_written_and_published(campaign_with_secrets) -> None
 def test_model_card_states_data_hashes_parameters_ci_and_lineage(campaign_with_secrets) -> None:
     from huggingface_hub import ModelCard
 
-    from internflow.model_card import model_card_markdown
+    from internflow.reporting import model_card_markdown
 
     report = _report(campaign_with_secrets)
     if report.best_iteration is None:  # a random tiny model rarely beats itself: card the last iteration
@@ -244,7 +244,7 @@ def test_push_to_hub_uploads_the_best_model_folder_with_its_card(campaign_with_s
         update={"config": config, "best_iteration": last.index, "best_model_path": last.train.model_path}
     )
     folder = Path(last.train.model_path)
-    from internflow.model_card import model_card_markdown
+    from internflow.reporting import model_card_markdown
 
     (folder / "README.md").write_text(model_card_markdown(report))
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())

@@ -1,12 +1,13 @@
-"""The leaderboard rows (CLI and artifact alike) and the campaign-progress plot."""
+"""The leaderboard (typed rows; as text for the CLI and the artifact, as markdown for the campaign
+report) and the campaign-progress plot."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from internflow.markdown import cell
-from internflow.model_card import ProgressPoint, plot_campaign_progress, progress_series
-from tasks.report import CLI_COLUMNS, leaderboard_rows
+from internflow.plots import ProgressPoint, plot_campaign_progress, progress_series
+from internflow.reporting import CLI_COLUMNS, LEADERBOARD_COLUMNS, leaderboard, leaderboard_markdown, leaderboard_rows
 from tests.sample_report import sample_report
 from tests.test_markdown import rendered_cells
 
@@ -37,6 +38,22 @@ def test_empty_leaderboard_cells_render_as_a_dash_not_a_list_bullet(tmp_path: Pa
     assert all(baseline.values()), "no blank cell"
     markdown = f"| h |\n|---|\n| {cell(baseline['method'])} |"
     assert rendered_cells(markdown) == [["-"]] and "<li>" not in markdown
+
+
+def test_rows_keep_their_numbers_typed_and_one_function_formats_them(tmp_path: Path) -> None:
+    baseline, best, _, failed = leaderboard(sample_report(str(tmp_path)))
+    assert best.evaluation is not None and best.evaluation.accuracy == 0.74 and round(best.gain or 0, 3) == 0.475
+    assert baseline.iteration is None and baseline.test is not None and baseline.test.accuracy == 0.25
+    assert failed.evaluation is None and failed.gain is None and failed.error == "TrainingFailed: out of memory"
+    assert tuple(best.cells()) == LEADERBOARD_COLUMNS and best.cells()["test %"] == "71.0 (64.3–76.9, n=200)"
+
+
+def test_report_leaderboard_lists_the_same_rows_in_the_same_order(tmp_path: Path) -> None:
+    report = sample_report(str(tmp_path))
+    rendered = rendered_cells(leaderboard_markdown(report))
+    assert [row[0] for row in rendered] == [row["iter"] for row in leaderboard_rows(report)]
+    assert rendered[1][:5] == ["1", "improved", "74.0 %", "67.5 % – 79.6 %", "+47.5 pt"]
+    assert rendered[3][-1] == "TrainingFailed: out of memory"
 
 
 def test_progress_series_places_each_iteration_when_it_finished(tmp_path: Path) -> None:
