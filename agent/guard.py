@@ -52,50 +52,9 @@ def lr_region(learning_rate: float) -> str:
     return f"1e{round(math.log10(learning_rate))}"
 
 
-# Fields the signature writes in its own short form; every other field (but the seed) is appended
-# as name=value when it differs from its default, so a new IterationParams field needs no edit here.
-_SHORT_FORM = frozenset(
-    {"method", "init_from", "datasets", "dataset_weights", "max_train_samples", "learning_rate", "max_steps",
-     "per_device_train_batch_size", "gradient_accumulation_steps", "warmup_steps", "lr_scheduler_type",
-     "use_lora", "lora_r", "lora_alpha", "max_length", "eval_fraction", "seed"}
-)  # fmt: skip
-
-
-def _short(value: object) -> str:
-    if isinstance(value, tuple | list):
-        return "+".join(map(_short, value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def signature(params: IterationParams) -> str:
-    """Canonical, readable identity of a proposal: the seed and unused LoRA settings are dropped,
-    datasets sorted (with their mixing weights), the learning rate kept to two significant digits;
-    a screen (trained or scored on a fraction) differs from the full run that promotes it."""
-    lora = f"lora{params.lora_r}/{params.lora_alpha}" if params.use_lora else "full"
-    mix = dict(zip(params.datasets, params.dataset_weights or (1.0,) * len(params.datasets), strict=True))
-    data = "+".join(f"{name}:{mix[name]:g}" if params.dataset_weights else name for name in sorted(params.datasets))
-    others = tuple(
-        f"{name}={_short(getattr(params, name))}"
-        for name, field in IterationParams.model_fields.items()
-        if name not in _SHORT_FORM and getattr(params, name) != field.default
-    )
-    return "|".join(
-        (
-            params.method,
-            f"init={params.init_from}",
-            data,
-            f"n={params.max_train_samples}",
-            f"lr={params.learning_rate:.1e}",
-            f"steps={params.max_steps}",
-            f"bs={params.per_device_train_batch_size}x{params.gradient_accumulation_steps}",
-            f"warmup={params.warmup_steps}",
-            params.lr_scheduler_type,
-            lora,
-            f"len={params.max_length}",
-        )
-        + ((f"eval={params.eval_fraction:g}",) if params.eval_fraction < 1 else ())
-        + others
-    )
+    """The proposal's canonical identity, `IterationParams.signature` (the search policy uses the same)."""
+    return params.signature()
 
 
 def direction(params: IterationParams) -> str:

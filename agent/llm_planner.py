@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 import yaml
 from pydantic import ValidationError
 
-from agent.guard import signature as guard_signature
+from agent.guard import signature
 from agent.moves import MOVES
 from agent.planner import Planner, PlannerState
-from agent.search_policy import SearchPolicy, signature
+from agent.search_policy import SearchPolicy
 from agent.search_space import PlannerOutput, PlannerOutputError, SearchSpace
 from internflow.recipes import load_recipe
 from internflow.schemas import IterationParams, Proposal
@@ -106,7 +106,7 @@ def _task_text(state: PlannerState, space: SearchSpace, final_instruction: str) 
     text = prompts()
     feedback = text["feedback"].format(reasons=state.feedback) if state.feedback else ""
     if state.pending:  # the round's earlier picks run alongside this one
-        feedback += text["pending"].format(chosen="; ".join(guard_signature(p) for p in state.pending))
+        feedback += text["pending"].format(chosen="; ".join(signature(p) for p in state.pending))
     anchor = anchor_params(state).model_dump(mode="json", exclude={"seed"})
     return text["task"].format(
         model=state.config.model,

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from agent.budget import estimate_iteration_seconds
-from agent.guard import signature as guard_signature
+from agent.guard import signature
 from agent.moves import MOVES, REACTIONS, improved_best
 from agent.planner import PlannerState
 from agent.search_space import SearchSpace
@@ -55,11 +55,6 @@ def _within_bounds(params: IterationParams | None) -> IterationParams | None:
         return IterationParams.model_validate(params.model_dump())
     except ValidationError:
         return None
-
-
-def signature(params: IterationParams) -> str:
-    """Canonical identity of a proposal (seed aside: re-running with a new seed is not new)."""
-    return params.model_copy(update={"seed": 0}).model_dump_json()
 
 
 def _latest(state: PlannerState) -> tuple[int, IterationParams, tuple[Finding, ...]] | None:
@@ -157,7 +152,7 @@ class _Search:
 
     state: PlannerState
     tried: set[str]
-    rejected: set[str]  # the guard's signatures of proposals it turned down in this planning step
+    rejected: set[str]  # the signatures of proposals the guard turned down in this planning step
     space: SearchSpace
     budget: _Budget
     unfit: int = 0
@@ -167,9 +162,10 @@ class _Search:
         self, found: dict[str, Proposal], params: IterationParams | None, anchor: IterationParams, why: str
     ) -> None:
         params = _within_bounds(params)
-        if params is None or signature(params) in self.tried or signature(params) in found:
+        if params is None:
             return
-        if guard_signature(params) in self.rejected:
+        key = signature(params)  # the guard's identity: a move it would call a repeat is no new move
+        if key in self.tried or key in self.rejected or key in found:
             return
         if not self.space.contains(params, anchor):
             self.outside += 1

@@ -4,9 +4,9 @@ The deterministic search policy's moves, the bundled planner's candidates (those
 ranked by a local model) and an LLM planner's JSON answer all land here: a proposal is the anchor
 (the best iteration so far, or the recipe) with some `IterationParams` fields changed, and a
 changed field must lie inside `SearchSpace.bounds` (narrower than the schema's limits where a
-planner needs restraining) and pass the schema.  The fields a planner may set are read from
-`IterationParams` itself, so a new hyper-parameter (a schema field, its TRL mapping and a recipe
-value) is in every planner's space without an edit here.
+planner needs restraining) and pass the schema.  The fields a planner may set, and those bounds,
+are read from `IterationParams` itself (its `Planned` field markers), so a new hyper-parameter (a
+schema field, its TRL mapping and a recipe value) is in every planner's space without an edit here.
 """
 
 from __future__ import annotations
@@ -17,14 +17,31 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.guard import allowed_methods
-from internflow.schemas import IterationParams
+from internflow.schemas import IterationParams, Planned
 
-__all__ = ["NOT_PLANNED", "PLANNED", "PlannerOutput", "PlannerOutputError", "SearchSpace", "registered_rewards"]
+__all__ = [
+    "NOT_PLANNED",
+    "PLANNED",
+    "PlannerOutput",
+    "PlannerOutputError",
+    "SearchSpace",
+    "planned_bounds",
+    "registered_rewards",
+]
 
-# The seed is not an idea (a new seed alone is not a new proposal), and the OOM floor is the
-# training process's business.
-NOT_PLANNED = frozenset({"seed", "min_per_device_train_batch_size"})
-PLANNED: tuple[str, ...] = tuple(name for name in IterationParams.model_fields if name not in NOT_PLANNED)
+
+def _planned(name: str) -> Planned | None:
+    """The field's `Planned` marker, or None for a field no planner sets (the seed, the OOM floor)."""
+    return next((m for m in IterationParams.model_fields[name].metadata if isinstance(m, Planned)), None)
+
+
+PLANNED: tuple[str, ...] = tuple(name for name in IterationParams.model_fields if _planned(name) is not None)
+NOT_PLANNED = frozenset(IterationParams.model_fields) - set(PLANNED)
+
+
+def planned_bounds() -> dict[str, tuple[float, float]]:
+    """The planner's range of each planned numeric field, as declared on IterationParams."""
+    return {name: marker.bounds for name in PLANNED if (marker := _planned(name)) and marker.bounds is not None}
 
 
 class PlannerOutputError(ValueError):
@@ -88,27 +105,9 @@ class SearchSpace(BaseModel):
     datasets: tuple[str, ...]
     datasets_by_method: dict[str, tuple[str, ...]] = {}  # empty: every dataset for every method
     rewards: tuple[str, ...] = Field(default_factory=registered_rewards)
-    # Narrower than the schema where a planner needs restraining on a small budget; any other
-    # numeric field may take its whole schema range.
-    bounds: dict[str, tuple[float, float]] = {
-        "learning_rate": (1e-6, 1e-3),
-        "max_steps": (5, 2000),
-        "max_train_samples": (16, 50_000),
-        "per_device_train_batch_size": (1, 64),
-        "gradient_accumulation_steps": (1, 16),
-        "warmup_steps": (0, 200),
-        "lora_r": (4, 128),
-        "lora_alpha": (4, 256),
-        "max_length": (64, 1024),
-        "eval_fraction": (0.25, 1.0),
-        "train_fraction": (0.1, 1.0),
-        "self_distill_k": (0, 16),
-        "self_distill_prompts": (8, 4096),
-        "self_distill_temperature": (0.1, 1.5),
-        "num_generations": (2, 16),
-        "max_completion_length": (8, 1024),
-        "beta": (0.0, 1.0),
-    }
+    # Narrower than the schema where a planner needs restraining on a small budget (declared on the
+    # IterationParams field); any other numeric field may take its whole schema range.
+    bounds: dict[str, tuple[float, float]] = Field(default_factory=planned_bounds)
 
     @classmethod
     def for_state(cls, state: Any) -> SearchSpace:

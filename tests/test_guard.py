@@ -145,7 +145,8 @@ def test_a_screen_counts_as_an_improvement_by_its_gain_on_its_own_items() -> Non
 
 
 def test_proposals_that_differ_only_in_a_newer_parameter_are_not_repeats() -> None:
-    for change in ({"self_distill_k": 4}, {"completion_only_loss": False}, {"train_fraction": 0.25}, {"beta": 0.5},
+    for change in ({"self_distill_k": 4}, {"completion_only_loss": False}, {"train_fraction": 0.25},
+                   {"min_per_device_train_batch_size": 2},
                    {"datasets": DATASETS, "dataset_weights": (2.0, 1.0)}):  # fmt: skip
         changed = BASE.model_copy(update=change)
         assert signature(changed) != signature(BASE), change
@@ -169,3 +170,22 @@ def test_promoting_a_screen_of_a_stalled_stretch_is_not_a_stall() -> None:
     assert [d.kind for d in guard.review(BASE.model_copy(update={"max_steps": 80}), stalled, 0.3).detections] == [
         "stall"
     ]
+
+
+def test_settings_that_do_not_apply_are_not_part_of_the_signature() -> None:
+    dpo = BASE.model_copy(update={"method": "dpo"})
+    assert signature(dpo.model_copy(update={"beta": 0.5})) != signature(dpo), "DPO trains with beta"
+    assert signature(BASE.model_copy(update={"beta": 0.5})) == signature(BASE), "SFT does not"
+    assert signature(BASE.model_copy(update={"num_generations": 8, "reward_funcs": ("format",)})) == signature(BASE)
+    assert signature(BASE.model_copy(update={"self_distill_temperature": 0.5})) == signature(BASE)
+    distilled = BASE.model_copy(update={"self_distill_k": 4})
+    assert signature(distilled.model_copy(update={"self_distill_temperature": 0.5})) != signature(distilled)
+
+
+def test_equal_mixing_weights_are_no_weights_and_weights_are_relative() -> None:
+    mixed = BASE.model_copy(update={"datasets": DATASETS})
+    assert signature(mixed.model_copy(update={"dataset_weights": (1.0, 1.0)})) == signature(mixed)
+    assert signature(mixed.model_copy(update={"dataset_weights": (4.0, 2.0)})) == signature(
+        mixed.model_copy(update={"dataset_weights": (2.0, 1.0)})
+    )
+    assert signature(BASE.model_copy(update={"learning_rate": 1.0001e-4})) == signature(BASE)

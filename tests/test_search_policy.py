@@ -142,6 +142,19 @@ def test_a_new_seed_alone_is_not_a_new_proposal() -> None:
     assert signature(_recipe()) != signature(_recipe().model_copy(update={"max_steps": 41}))
 
 
+def test_the_guard_and_the_search_policy_agree_on_what_the_same_proposal_is() -> None:
+    """Regression: the policy's own signature (every field but the seed, exactly) called a proposal
+    new that the guard's called a repeat (the same mix listed in another order, an unused LoRA
+    rank), so the policy proposed runs the guard then turned down."""
+    from agent import guard, search_policy
+
+    mixed = _recipe().model_copy(update={"datasets": DATASETS, "lora_r": 64})
+    reordered = _recipe().model_copy(update={"datasets": DATASETS[::-1]})
+    assert guard.signature(mixed) == guard.signature(reordered)
+    assert search_policy.signature(mixed) == search_policy.signature(reordered)
+    assert search_policy.signature is guard.signature
+
+
 def test_proposals_never_repeat_and_the_search_runs_out() -> None:
     # A campaign where nothing clearly works: failures, diverged and flat runs, one modest gain.
     policy, seen = SearchPolicy(), []

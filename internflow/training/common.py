@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 from transformers import TrainerCallback
 
 from internflow.disk import free_bytes, gib, is_disk_full
-from internflow.schemas import LossPoint, TrainFailure, TrainRequest, TrainResult
+from internflow.schemas import IterationParams, LossPoint, TrainFailure, TrainRequest, TrainResult
 from internflow.training import FAILURE_FILE, RESULT_FILE, RESULT_MARKER, finished_result, get_method
+from internflow.training.arguments import RECIPE_FIELDS, trl_arguments
 from internflow.training.data_check import check_training_data
 from internflow.training.device import DeviceFacts, device_arguments
 from internflow.training.oom import OutOfMemoryFailure, train_with_backoff
@@ -50,20 +51,25 @@ CHECKPOINT_MINUTES_ENV = "INTERNFLOW_CHECKPOINT_MINUTES"
 DEFAULT_CHECKPOINT_MINUTES = 2.0
 
 
+def _from_params(name: str) -> Any:
+    """A dataclass field with the IterationParams field's default and description as its help."""
+    info = IterationParams.model_fields[name]
+    return field(default=info.default, metadata={"help": info.description or name})
+
+
 @dataclass
 class RecipeFields:
-    """internflow's fields on top of each TRL config (mixed into `sft`/`dpo`/`grpo` configs)."""
+    """internflow's fields on top of each TRL config (mixed into `sft`/`dpo`/`grpo` configs): the
+    `arguments.RECIPE_FIELDS`, with IterationParams' defaults, help and limits."""
 
-    use_lora: bool = field(default=False, metadata={"help": "Train a LoRA adapter (merged when saving)."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator."})
-    min_per_device_train_batch_size: int = field(
-        default=1, metadata={"help": "OOM back-off floor for the per-device batch."}
-    )
+    use_lora: bool = _from_params("use_lora")
+    lora_r: int = _from_params("lora_r")
+    lora_alpha: int = _from_params("lora_alpha")
+    min_per_device_train_batch_size: int = _from_params("min_per_device_train_batch_size")
 
     def __post_init__(self) -> None:
-        if self.min_per_device_train_batch_size < 1:
-            raise ValueError("min_per_device_train_batch_size: must be at least 1")
+        # The schema's limits (e.g. the OOM floor at least 1): a ValueError naming the field.
+        IterationParams.model_validate({name: getattr(self, name) for name in RECIPE_FIELDS})
         super().__post_init__()  # type: ignore[misc]  # the TRL config that follows in the MRO
 
 
@@ -114,31 +120,27 @@ class SaveEveryMinutes(TrainerCallback):
 
 
 def base_arguments(request: TrainRequest, device: DeviceFacts | None = None) -> dict[str, Any]:
-    """TrainingArguments every method shares, from the iteration's parameters and the device
-    (probed when not given): `internflow.training.device` says what differs on a GPU."""
+    """The TRL config arguments of this run: the iteration's parameters (`arguments.TRL_ARGUMENTS`,
+    for its method), the run's plumbing, and what the device (probed when not given) changes
+    (`internflow.training.device`)."""
     params = request.params
-    steps, warmup = params.trained_steps()  # a screen trains train_fraction of them
-    return {
-        "output_dir": request.checkpoint_dir,
-        "run_name": request.run_name,
-        "project": request.trackio_project,
-        "report_to": "none",  # trackio through `TrackioSteps`, which survives a resume
-        "max_steps": steps,
-        "learning_rate": params.learning_rate,
-        "lr_scheduler_type": params.lr_scheduler_type,
-        "warmup_steps": warmup,
-        "seed": params.seed,
-        "save_strategy": "steps",
-        # A checkpoint every fifth of the run: a crash loses at most that much.
-        "save_steps": max(10, steps // 5),
-        "save_total_limit": 1,
-        "disable_tqdm": True,
-        "dataloader_num_workers": 0,
-        "use_lora": params.use_lora,
-        "lora_r": params.lora_r,
-        "lora_alpha": params.lora_alpha,
-        "min_per_device_train_batch_size": params.min_per_device_train_batch_size,
-    } | device_arguments(params, device or DeviceFacts.probe())
+    steps = params.trained_steps()[0]
+    return (
+        trl_arguments(params)
+        | {
+            "output_dir": request.checkpoint_dir,
+            "run_name": request.run_name,
+            "project": request.trackio_project,
+            "report_to": "none",  # trackio through `TrackioSteps`, which survives a resume
+            "save_strategy": "steps",
+            # A checkpoint every fifth of the run: a crash loses at most that much.
+            "save_steps": max(10, steps // 5),
+            "save_total_limit": 1,
+            "disable_tqdm": True,
+            "dataloader_num_workers": 0,
+        }
+        | device_arguments(params, device or DeviceFacts.probe())
+    )
 
 
 def lora_config(config: RecipeFields) -> LoraConfig | None:

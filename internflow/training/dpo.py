@@ -30,7 +30,7 @@ class DPORecipeConfig(RecipeFields, DPOConfig):
 
 
 def make_config(request: TrainRequest, arguments: dict[str, Any]) -> DPORecipeConfig:
-    return DPORecipeConfig(**arguments, max_length=request.params.max_length, beta=request.params.beta)
+    return DPORecipeConfig(**arguments)  # max_length, beta: `arguments.TRL_ARGUMENTS`
 
 
 def make_trainer(

@@ -36,15 +36,8 @@ class GRPORecipeConfig(RecipeFields, GRPOConfig):
 
 
 def make_config(request: TrainRequest, arguments: dict[str, Any]) -> GRPORecipeConfig:
-    params = request.params
-    return GRPORecipeConfig(
-        **arguments,
-        beta=params.beta,
-        num_generations=params.num_generations,
-        max_completion_length=params.max_completion_length,
-        reward_funcs=list(params.reward_funcs),
-        reward_benchmark=request.benchmark,
-    )
+    # beta, num_generations, max_completion_length, reward_funcs: `arguments.TRL_ARGUMENTS`.
+    return GRPORecipeConfig(**arguments, reward_benchmark=request.benchmark)
 
 
 def make_trainer(

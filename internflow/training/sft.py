@@ -38,8 +38,7 @@ class SFTRecipeConfig(RecipeFields, SFTConfig):
 
 
 def make_config(request: TrainRequest, arguments: dict[str, Any]) -> SFTRecipeConfig:
-    params = request.params
-    return SFTRecipeConfig(**arguments, max_length=params.max_length, completion_only_loss=params.completion_only_loss)
+    return SFTRecipeConfig(**arguments)  # max_length, completion_only_loss: `arguments.TRL_ARGUMENTS`
 
 
 def make_trainer(
