@@ -1,7 +1,7 @@
 """Campaign evaluation wall time: the evaluations of a LoRA campaign (the base model's baseline plus
 N iterations, 4 by default) answered by
   (a) one vLLM server kept up for the whole campaign, each iteration's model put on it the way the
-      campaign does on this machine (tasks.evaluate.campaign_server_for: adapters hot-loaded on a
+      campaign does on this machine (internflow.evaluation.run.campaign_server_for: adapters hot-loaded on a
       GPU; on a CPU, where vLLM applies LoRA by gathering per-token weights, the merged model's
       weights reloaded in place), vs
   (b) a fresh server per evaluation, started on that iteration's merged model and stopped after.
@@ -63,9 +63,10 @@ def main() -> None:
     from internflow.benchmarks import get_benchmark
     from internflow.evaluation.lighteval_models import ServedOpenAIModel
     from internflow.evaluation.lighteval_tasks import run_lighteval
+    from internflow.evaluation.run import campaign_server_for
+    from internflow.evaluation.scoring import select_items
     from internflow.evaluation.server import ServerSettings, VLLMServer
     from internflow.models import resolve_model
-    from tasks.evaluate import campaign_server_for, select_items
 
     benchmark = get_benchmark(args.benchmark)
     base_path = resolve_model(args.model)
@@ -91,7 +92,7 @@ def main() -> None:
                     answers += evaluate(served, str(merged_dir), f"kept-up-{iteration}")
             return time.monotonic() - started, answers
 
-        # What the campaign does on this machine (tasks.evaluate.campaign_server_for): on a GPU it
+        # What the campaign does on this machine (internflow.evaluation.run.campaign_server_for): on a GPU it
         # hot-loads each adapter, on a CPU it reloads each merged model's weights into the server.
         kept_up_s, kept_up_answers = kept_up(lambda served: served)
         way = "adapters hot-loaded" if torch.cuda.is_available() else "weights reloaded in place"

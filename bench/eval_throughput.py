@@ -69,9 +69,9 @@ def main() -> None:
     from internflow.benchmarks import get_benchmark
     from internflow.evaluation.lighteval_models import ServedOpenAIModel
     from internflow.evaluation.lighteval_tasks import run_lighteval
+    from internflow.evaluation.scoring import select_items
     from internflow.evaluation.server import VLLMServer
     from internflow.models import resolve_model
-    from tasks.evaluate import select_items
 
     on_gpu = torch.cuda.is_available()
     benchmark = get_benchmark(args.benchmark)

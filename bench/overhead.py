@@ -22,9 +22,9 @@ def bare_iteration(request, benchmark_name: str, eval_limit: int, seed: int) -> 
     from internflow.benchmarks import get_benchmark
     from internflow.evaluation.lighteval_models import InProcessTransformersModel
     from internflow.evaluation.lighteval_tasks import run_lighteval
+    from internflow.evaluation.scoring import select_items
     from internflow.schemas import TrainResult
     from internflow.training import RESULT_FILE
-    from tasks.evaluate import select_items
 
     Path(request.checkpoint_dir).mkdir(parents=True, exist_ok=True)
     request_file = Path(request.checkpoint_dir) / "request.json"
@@ -51,11 +51,20 @@ def main() -> None:
     from prefect import flow
 
     from flows.iteration import research_iteration, train_request
+    from internflow.data.prepare import DatasetRequest
     from tasks.dataset import prepare_dataset
 
     params, context = iteration_inputs(args, workspace)
     data = flow(name="bench-data")(
-        lambda: prepare_dataset(params.datasets, params.max_train_samples, params.seed, context.benchmark, workspace)
+        lambda: prepare_dataset(
+            DatasetRequest(
+                datasets=params.datasets,
+                max_train_samples=params.max_train_samples,
+                seed=params.seed,
+                benchmark=context.benchmark,
+                workspace=workspace,
+            )
+        )
     )()
     request = train_request(params, data, context, workspace)
     bare_request = request.model_copy(

@@ -43,7 +43,7 @@ def _round(args: argparse.Namespace, root: Path):  # -> [(Proposal, IterationCon
     from agent.search_policy import SearchPolicy
     from flows.ledger import CampaignLedger
     from flows.preflight import preflight
-    from internflow.schemas import CampaignConfig
+    from internflow.schemas import CampaignConfig, EvalRequest
     from internflow.workspace import Workspace
     from tasks.evaluate import evaluate_model
 
@@ -55,16 +55,18 @@ def _round(args: argparse.Namespace, root: Path):  # -> [(Proposal, IterationCon
         workspace = Workspace.open(config.workspace)
         baseline = flow(name="bench-baseline")(
             lambda: evaluate_model(
-                checked.base_model,
-                checked.base_fingerprint,
-                config.benchmark,
-                config.eval_limit,
-                config.seed,
-                "baseline",
-                workspace.samples_dir,
-                backend="transformers",
-                split=config.select_on,
-            )  # fmt: skip
+                EvalRequest(
+                    model_path=checked.base_model,
+                    model_fingerprint=checked.base_fingerprint,
+                    benchmark=config.benchmark,
+                    limit=config.eval_limit,
+                    seed=config.seed,
+                    label="baseline",
+                    samples_dir=workspace.samples_dir,
+                    backend="transformers",
+                    split=config.select_on,
+                )
+            )
         )()
         ledger = CampaignLedger(config, str(workspace.root), checked.base_model, checked.base_fingerprint, baseline,
                                 data=checked.data)  # fmt: skip

@@ -187,8 +187,10 @@ def evaluate(
 
     from internflow.benchmarks import get_benchmark
     from internflow.evaluation.integrity import pin_evaluator
+    from internflow.evaluation.run import eval_server
     from internflow.models import model_fingerprint, resolve_model
-    from tasks.evaluate import eval_server, evaluate_model
+    from internflow.schemas import EvalRequest
+    from tasks.evaluate import evaluate_model
 
     if split not in ("test", "dev"):
         raise _fail(f"split: expected 'test' or 'dev', got {split!r}")
@@ -204,8 +206,11 @@ def evaluate(
             # In a flow run of its own: the run, its task and the artifact show up in the Prefect UI.
             result = flow(name="evaluate", flow_run_name=f"evaluate-{bench.name}")(
                 lambda: evaluate_model(
-                    path, model_fingerprint(path), benchmark, limit or None, seed, "evaluate", ws.samples_dir,
-                    backend=backend, server=served, evaluator=evaluator, split="dev" if split == "dev" else "test",
+                    EvalRequest(
+                        model_path=path, model_fingerprint=model_fingerprint(path), benchmark=benchmark,
+                        limit=limit or None, seed=seed, label="evaluate", samples_dir=ws.samples_dir,
+                        backend=backend, server=served, evaluator=evaluator, split="dev" if split == "dev" else "test",
+                    )
                 )
             )()  # fmt: skip
     except (ValueError, RuntimeError) as error:

@@ -23,10 +23,12 @@ from flows.rounds import Outcome, run_round
 from internflow import events, narration
 from internflow.benchmarks import get_benchmark
 from internflow.evaluation.integrity import pin_evaluator
+from internflow.evaluation.run import eval_server
 from internflow.retention import DiskBudget
 from internflow.schemas import (
     CampaignConfig,
     CampaignReport,
+    EvalRequest,
     FailedIteration,
     IterationParams,
     IterationResult,
@@ -38,7 +40,7 @@ from internflow.secrets import secrets_from_blocks
 from internflow.work_pools import iteration_deployment
 from internflow.workspace import Workspace
 from tasks.discover import discover_data
-from tasks.evaluate import eval_server, evaluate_model
+from tasks.evaluate import evaluate_model
 from tasks.literature import survey_literature
 from tasks.plan import close_planner_log, plan_round, withdraw_proposal
 from tasks.publish import publish_campaign
@@ -69,7 +71,7 @@ def campaign(config: CampaignConfig = CampaignConfig()) -> CampaignReport:  # no
             raise
 
 
-def _score_on_test(ledger: CampaignLedger, evaluate: Any, shared: dict[str, Any]) -> None:
+def _score_on_test(ledger: CampaignLedger, evaluate: Any, baseline: EvalRequest) -> None:
     """The baseline and the best-on-dev model on the test split, once, after the last planning
     step: no test score can reach the planner, the digest or the guard.  A failure here leaves
     the campaign's iterations standing (the report says the test score is missing)."""
@@ -77,13 +79,13 @@ def _score_on_test(ledger: CampaignLedger, evaluate: Any, shared: dict[str, Any]
     if ledger.config.select_on == "test":  # already scored on test: the numbers stay, marked optimistic
         ledger.test_baseline, ledger.test_best = ledger.baseline, best.evaluation if best else None
         return
-    limit = ledger.config.eval_limit
-    base = evaluate(ledger.base_model, ledger.base_fingerprint, limit=limit, label="baseline-test", split="test",
-                    return_state=True, **shared)  # fmt: skip
+    on_test = baseline.model_copy(update={"label": "baseline-test", "split": "test"})
+    base = evaluate(on_test, return_state=True)
     ledger.test_baseline = base.result() if base.is_completed() else None
     if best is not None:
-        scored = evaluate(best.train.model_path, best.train.trackio_run, limit=limit, label="best-test", split="test",
-                          adapter=best.train.adapter(), return_state=True, **shared)  # fmt: skip
+        best_model = {"model_path": best.train.model_path, "model_fingerprint": best.train.trackio_run,
+                      "adapter": best.train.adapter(), "label": "best-test"}  # fmt: skip
+        scored = evaluate(on_test.model_copy(update=best_model), return_state=True)
         ledger.test_best = scored.result() if scored.is_completed() else None
 
 
@@ -107,19 +109,15 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
     # it goes down with the campaign, on failure and on cancel too.
     with eval_server(config.eval_backend, checked.base_model, config.eval_endpoint, workspace.logs_dir) as served:
         evaluate_here = evaluate_model.with_options(result_storage=storage)
-        on_this_campaign: dict[str, Any] = {  # what every evaluation of this campaign shares
-            "benchmark_name": config.benchmark,  # the spec path for a task spec: what get_benchmark reads
-            "seed": config.seed,
-            "samples_dir": workspace.samples_dir,
-            "backend": config.eval_backend,
-            "server": served,
-            "evaluator": evaluator,
-        }
+        # Every evaluation of this campaign is this request with another model, label or split.
         # Iterations are chosen on the dev split; the test split is scored once, after the search.
-        baseline = evaluate_here(
-            checked.base_model, checked.base_fingerprint, limit=config.eval_limit, label="baseline",
-            split=config.select_on, **on_this_campaign,
+        baseline_request = EvalRequest(
+            model_path=checked.base_model, model_fingerprint=checked.base_fingerprint,
+            benchmark=config.benchmark,  # the spec path for a task spec: what get_benchmark reads
+            limit=config.eval_limit, seed=config.seed, label="baseline", samples_dir=workspace.samples_dir,
+            backend=config.eval_backend, server=served, evaluator=evaluator, split=config.select_on,
         )  # fmt: skip
+        baseline = evaluate_here(baseline_request)
         log.info(narration.baseline_line(baseline, config.model))
         ledger = CampaignLedger(
             config, str(workspace.root), checked.base_model, checked.base_fingerprint, baseline, served, evaluator,
@@ -177,7 +175,7 @@ def _run(config: CampaignConfig, workspace: Workspace, checked: Preflight, progr
                 break
         log.info("stop: %s", reason)
 
-        _score_on_test(ledger, evaluate_here, on_this_campaign)
+        _score_on_test(ledger, evaluate_here, baseline_request)
         log.info(narration.scored_on_test_line(ledger.report(reason)))
 
     close_planner_log(ledger.planner_state())

@@ -12,27 +12,32 @@ from prefect.transactions import transaction
 
 from internflow import events, narration
 from internflow.benchmarks import get_benchmark
+from internflow.data.prepare import DatasetRequest
+from internflow.evaluation.scoring import on_first_items
 from internflow.evaluation.server import reachable
 from internflow.schemas import (
+    EvalRequest,
     IterationContext,
     IterationParams,
     IterationResult,
     LiteratureRequest,
     PreparedDataset,
+    ServedModel,
     TrainRequest,
+    TrainResult,
 )
 from internflow.secrets import secrets_from_blocks
 from internflow.workspace import Workspace
 from tasks.dataset import prepare_dataset
 from tasks.diagnose import diagnose_iteration
 from tasks.distill import distill_request, self_distill
-from tasks.evaluate import evaluate_model, on_first_items
+from tasks.evaluate import evaluate_model
 from tasks.gate import ContaminationBlocked, publish_gate
 from tasks.literature import survey_literature
 from tasks.publish import publish_learning_curve, publish_model
 from tasks.train import build_train_request, gpu_slot, train_model
 
-__all__ = ["research_iteration", "starting_model", "train_request"]
+__all__ = ["dataset_request", "eval_request", "research_iteration", "starting_model", "train_request"]
 
 
 def starting_model(params: IterationParams, context: IterationContext) -> tuple[str, str]:
@@ -52,6 +57,33 @@ def train_request(
     return build_train_request(
         init_model, init_fingerprint, data, params, workspace, context.benchmark, backend=context.backend
     )
+
+
+def dataset_request(params: IterationParams, context: IterationContext, workspace: Workspace) -> DatasetRequest:
+    """The dataset stage's request: the parameters' datasets, vetted against the campaign's sources,
+    rows measured in the tokens of the model training starts from."""
+    return DatasetRequest.for_iteration(
+        params, context.benchmark, workspace, sources=context.data_sources, row_budget=context.data_row_budget,
+        model=starting_model(params, context)[0],
+    )  # fmt: skip
+
+
+def eval_request(
+    trained: TrainResult,
+    run_name: str,
+    params: IterationParams,
+    context: IterationContext,
+    workspace: Workspace,
+    server: ServedModel | None,
+) -> EvalRequest:
+    """The evaluate stage's request for the trained model: the campaign's items (a screened iteration's
+    first ones) of its selection split (dev: the test split is scored once, at the campaign's end)."""
+    return EvalRequest(
+        model_path=trained.model_path, model_fingerprint=run_name, benchmark=context.benchmark,
+        limit=context.eval_items(params.eval_fraction), seed=context.seed, label=f"iteration-{context.index}",
+        samples_dir=workspace.samples_dir, backend=context.eval_backend, server=server,
+        adapter=trained.adapter(), evaluator=context.evaluator, split=context.eval_split,
+    )  # fmt: skip
 
 
 @flow(name="research-iteration", flow_run_name="iteration-{context.index}")
@@ -87,20 +119,7 @@ def _iterate(
     literature = survey_literature(
         LiteratureRequest(query=benchmark.literature_query, cache_dir=workspace.literature_dir)
     )
-    data = prepare_dataset(
-        params.datasets,
-        params.max_train_samples,
-        params.seed,
-        context.benchmark,
-        workspace,
-        method=params.method,
-        weights=params.dataset_weights,
-        sources=context.data_sources,
-        row_budget=context.data_row_budget,
-        reward_funcs=params.reward_funcs,
-        model=starting_model(params, context)[0],  # rows measured in its tokens against max_length
-        max_length=params.max_length,
-    )
+    data = prepare_dataset(dataset_request(params, context, workspace))
     _announce_blocked(data, context)
     if params.self_distill_k:  # the starting model's own answers that the task's judge accepts
         distilling = distill_request(
@@ -114,20 +133,7 @@ def _iterate(
             with gpu_slot():  # the train task's run is the time its job held a GPU
                 trained = train_model(request)
             publish_learning_curve(trained, context.index, workspace.reports_dir)
-            evaluation = evaluate_model(
-                trained.model_path,
-                request.run_name,
-                context.benchmark,
-                context.eval_items(params.eval_fraction),
-                context.seed,
-                f"iteration-{context.index}",
-                workspace.samples_dir,
-                backend=context.eval_backend,
-                server=server,
-                adapter=trained.adapter(),
-                evaluator=context.evaluator,
-                split=context.eval_split,  # dev: the test split is the campaign's, scored once at its end
-            )
+            evaluation = evaluate_model(eval_request(trained, request.run_name, params, context, workspace, server))
             # A screened iteration is compared with the baseline and the best on its own (fewer) items.
             baseline = on_first_items(context.baseline, evaluation.n)
             best = on_first_items(context.best, evaluation.n) if context.best else None

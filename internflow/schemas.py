@@ -10,7 +10,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -37,6 +37,7 @@ __all__ = [
     "DiscoveryReport",
     "Diagnosis",
     "Direction",
+    "EvalRequest",
     "EvalResult",
     "FailedIteration",
     "Finding",
@@ -651,6 +652,34 @@ class ServedModel(_Frozen):
     reload_weights: bool = Field(
         True, description="Other models' weights may be reloaded into it in place (our own servers, not a user's)."
     )
+
+
+class EvalRequest(_Frozen):
+    """One evaluation: a model scored on a seeded subset of one split of a benchmark."""
+
+    # The server is where answers come from, not what they are: it stays out of the cache key.
+    NOT_IN_CACHE_KEY: ClassVar[frozenset[str]] = frozenset({"server"})
+
+    model_path: str = Field(description="The model folder (or Hub id) to score.")
+    model_fingerprint: str = Field(description="Names its work folder and samples file, e.g. the run name.")
+    benchmark: str = Field(description="Benchmark name, or a task spec's path: what get_benchmark reads.")
+    limit: int | None = Field(description="Items scored: the first `limit` of a seeded shuffle; None for all.")
+    seed: int
+    label: str = Field(description="The result's label: baseline, iteration-3, best-test, ...")
+    samples_dir: Path = Field(
+        description="Where `<label>-<model_fingerprint>.jsonl` goes; its parent is the workspace."
+    )
+    backend: EvalBackend = "vllm"
+    server: ServedModel | None = Field(None, description="The campaign's server (a live handle, not data).")
+    adapter: tuple[str, str] | None = Field(
+        None, description="LoRA runs: (adapter folder, the model it was trained on), hot-loaded into the server."
+    )
+    evaluator: str = Field("", description="The campaign's evaluator fingerprint; a changed benchmark is refused.")
+    split: Literal["train", "dev", "test"] = "test"
+
+    def cache_inputs(self) -> dict[str, Any]:
+        """What the evaluate task's cache key hashes: every field but those in NOT_IN_CACHE_KEY."""
+        return self.model_dump(mode="json", exclude=set(self.NOT_IN_CACHE_KEY))
 
 
 class EvalResult(_Frozen):

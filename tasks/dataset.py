@@ -2,7 +2,7 @@
 pinned Hub datasets — vetted (decontamination gate against the target's test prompts, quality
 checks), converted to the TRL format the training method needs, mixed by weight and written.
 
-The library does the work (`internflow.data.vetting`); this stage resolves the names, runs it and
+The library does the work on a DatasetRequest (`internflow.data.prepare`); this stage runs it and
 publishes the `dataset` artifact: per dataset the column mapping, rows in and used, rejections by
 reason, the contamination ratio and the verdict.  Every rejected row is in the quarantine file.
 """
@@ -13,70 +13,21 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from internflow.benchmarks import get_benchmark
-from internflow.catalog import CorruptDatasetError
-from internflow.data.decontamination import DecontaminationConfig
-from internflow.data.formats import to_example
-from internflow.data.quality import QualityConfig
-from internflow.data.vetting import DEFAULT_REWARDS, DataPaths, prepare_training_data, resolve_sources
+from internflow.data.prepare import DatasetRequest, prepare
 from internflow.markdown import cell
-from internflow.schemas import DataSource, PreparedDataset
-from internflow.workspace import Workspace
+from internflow.schemas import PreparedDataset
 
-__all__ = ["data_paths", "prepare_dataset", "to_prompt_completion"]
-
-Message = dict[str, str]
-
-
-def to_prompt_completion(row: dict, where: str) -> tuple[list[Message], list[Message]]:
-    """Any supported row layout → (prompt messages, completion messages)."""
-    example = to_example(row, where)
-    if example.completion is None:
-        raise CorruptDatasetError(f"{where}: a prompt-only row has no completion to train on")
-    return example.prompt, example.completion
-
-
-def data_paths(workspace: Workspace, row_budget: int = 20_000) -> DataPaths:
-    return DataPaths(rows_dir=workspace.data_dir / "hub", hf_cache_dir=workspace.hf_cache_dir, row_budget=row_budget)
+__all__ = ["prepare_dataset"]
 
 
 # Not cached: it is cheap and must see edits to the catalog files; the train task's cache key
 # includes the prepared data's fingerprint instead.
 @task(name="dataset", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
-def prepare_dataset(
-    datasets: tuple[str, ...],
-    max_train_samples: int,
-    seed: int,
-    benchmark: str,
-    workspace: Workspace,
-    method: str = "sft",
-    weights: tuple[float, ...] = (),
-    quality: QualityConfig | None = None,
-    decontamination: DecontaminationConfig | None = None,
-    sources: tuple[DataSource, ...] = (),
-    row_budget: int = 20_000,
-    reward_funcs: tuple[str, ...] = DEFAULT_REWARDS,
-    model: str | None = None,
-    max_length: int | None = None,
-) -> PreparedDataset:
-    """`datasets` are source ids: the campaign's discovered `sources` (Hub ids are read at their
-    pinned revision), or local catalog names.  `model` and `max_length`: rows over `max_length`
-    in that model's tokens (with its chat template) are quarantined as `too_long`."""
-    prepared = prepare_training_data(
-        resolve_sources(datasets, sources),
-        get_benchmark(benchmark),
-        data_paths(workspace, row_budget),
-        workspace.data_dir,
-        method=method,
-        max_train_samples=max_train_samples,
-        seed=seed,
-        weights=weights,
-        quality=quality,
-        decontamination=decontamination,
-        reward_funcs=reward_funcs,
-        model=model,
-        max_length=max_length,
-    )
+def prepare_dataset(request: DatasetRequest) -> PreparedDataset:
+    """Vet, mix and write the request's training data (`internflow.data.prepare`); returns the
+    PreparedDataset (file, format, rows, per-dataset checks, quarantine file) and publishes the
+    `dataset` artifact.  Raises ValueError when no usable row is left."""
+    prepared = prepare(request)
     _publish(prepared)
     return prepared
 

@@ -61,9 +61,9 @@ def _sampler(
 ) -> Iterator[Sampler]:
     """transformers in-process, or the campaign's server made to answer as the starting model (a
     server of its own when the campaign's cannot be: a user's endpoint serving another model)."""
+    from internflow.evaluation.run import campaign_server_for
     from internflow.evaluation.server import VLLMServer
     from internflow.models import load_chat_tokenizer
-    from tasks.evaluate import campaign_server_for
 
     if backend == "transformers":
         yield TransformersSampler(request.model_path)

@@ -1,6 +1,7 @@
 """Planning stage: read the campaign's history from Prefect, ask the planner for the next round
-(one proposal, or up to `parallel_iterations` distinct ones run at the same time), let the doom-loop
-guard review each (re-ask once, then force a change of direction), and record it all.
+(one proposal, or up to `parallel_iterations` distinct ones run at the same time) with the doom-loop
+guard reviewing each (re-ask once, then force a change of direction) — the decision is
+`agent.round_planner.propose_round` — and record it all.
 
 Artifacts: `proposal` (this iteration's decision; a newer version says "not run" when the budget
 or an approval refused it), `guard-intervention` (each time the guard acts) and `planner-log` (the
@@ -16,10 +17,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from agent.digest import build_digest, read_iteration_records, records_from_results
-from agent.guard import DoomLoopGuard, GuardReview, IterationRecord, allowed_methods, signature
-from agent.planner import Planner, PlannerState
-from agent.registry import get_planner
+from agent.digest import read_iteration_records, records_from_results
+from agent.guard import GuardReview, IterationRecord, signature
+from agent.planner import PlannerState
+from agent.round_planner import propose_round
 from internflow.markdown import cell, code, table
 from internflow.narration import params_summary
 from internflow.schemas import NoProposal, Proposal
@@ -55,10 +56,6 @@ def campaign_records(state: PlannerState) -> tuple[list[IterationRecord], str]:
     return records_from_results(state.history, state.failures), f"campaign results ({problem})"
 
 
-def _review(guard: DoomLoopGuard, proposal: Proposal, records: list[IterationRecord], baseline: float) -> GuardReview:
-    return guard.review(proposal.params, records, baseline)
-
-
 @task(name="plan", cache_policy=NO_CACHE)
 def plan_next_iteration(state: PlannerState) -> Proposal | NoProposal:
     """The next iteration's proposal, reviewed by the guard; or, when there is none, why not."""
@@ -66,6 +63,8 @@ def plan_next_iteration(state: PlannerState) -> Proposal | NoProposal:
     return answer if isinstance(answer, NoProposal) else answer[0]
 
 
+# The request is the PlannerState (typed: config, baseline, history, failures, literature, datasets)
+# and the round's size; the plan task adds only what Prefect knows: the run history.
 @task(name="plan-round", cache_policy=NO_CACHE)
 def plan_round(state: PlannerState, size: int) -> tuple[Proposal, ...] | NoProposal:
     """Up to `size` distinct proposals to run at the same time, each reviewed by the guard; or,
@@ -76,90 +75,18 @@ def plan_round(state: PlannerState, size: int) -> tuple[Proposal, ...] | NoPropo
 
 
 def _plan(state: PlannerState, size: int) -> tuple[Proposal, ...] | NoProposal:
+    """History from Prefect → `agent.round_planner.propose_round` → artifacts → the proposals."""
     records, source = campaign_records(state)
-    digest = build_digest(records, state.baseline.accuracy, token_budget=state.config.digest_tokens)
-    literature = state.literature or (state.history[-1].literature if state.history else None)
-    state = state.model_copy(update={"records": tuple(records), "digest": digest.text, "literature": literature})
-    planner, guard = get_planner(state.config), DoomLoopGuard()
-    index = len(records) + 1
-    batch_of = getattr(planner, "propose_batch", None)
-    batch: list[Proposal] | None = batch_of(state, size) if size > 1 and batch_of is not None else None
-    chosen: list[Proposal] = []
-    stop: NoProposal | None = None
-    for slot in range(size):
-        if batch is not None and slot >= len(batch):
-            break  # the planner's batch had no more
-        pending = state.model_copy(update={"pending": tuple(p.params for p in chosen)})
-        answer = _reviewed(planner, guard, pending, records, index + slot, batch[slot] if batch else None)
-        if isinstance(answer, NoProposal):
-            stop = stop or answer
-            if batch is None:
-                break
-            continue
-        if signature(answer.params) in {signature(p.params) for p in chosen}:
-            continue  # e.g. the guard forced the same change of direction twice
-        chosen.append(answer)
-    for slot, proposal in enumerate(chosen):
-        _publish_proposal(index + slot, proposal, source, digest.tokens)
-    if not chosen:
-        stop = stop or NoProposal(reason=_stop_reason(planner, state), source=state.config.planner)
-        get_run_logger().info("no proposal for iteration %d: %s", index, stop.reason)
-        _publish_proposal(index, stop, source, digest.tokens)
-    publish_planner_log(records, chosen, state.baseline.accuracy)
-    return tuple(chosen) if chosen else stop or NoProposal(reason="nothing proposed")
-
-
-def _reviewed(
-    planner: Planner,
-    guard: DoomLoopGuard,
-    state: PlannerState,
-    records: list[IterationRecord],
-    index: int,
-    offered: Proposal | None = None,
-) -> Proposal | NoProposal:
-    """One proposal (`offered`, or the planner's answer) reviewed by the guard: re-asked once,
-    then a forced change of direction; a NoProposal when the planner has nothing or the guard
-    finds no untried direction."""
-    baseline = state.baseline.accuracy
-    proposal = offered or planner.propose(state)
-    if proposal is None:
-        return NoProposal(reason=_stop_reason(planner, state), source=state.config.planner)
-    review = _review(guard, proposal, records, baseline)
-    if review.ok:
-        return proposal
-    _intervention(index, "reject", proposal, review)
-    retry_state = state.model_copy(update={"feedback": review.reasons(), "rejected": (signature(proposal.params),)})
-    retry = planner.propose(retry_state)
-    if retry is not None and _review(guard, retry, records, baseline).ok:
-        return retry.model_copy(update={"guard_action": "reject", "guard_reasons": review.reasons()})
-    insisted = retry or proposal
-    insisted_review = _review(guard, insisted, records, baseline) if retry else review
-    forced = guard.force_change(
-        insisted.params, records, insisted_review, {m: state.datasets_for(m) for m in allowed_methods()}
-    )
-    if forced is None:
-        _intervention(index, "stop", insisted, insisted_review)
-        return NoProposal(
-            reason=f"guard: the planner insisted on {signature(insisted.params)} "
-            f"({insisted_review.reasons()}) and no untried change of direction is left",
-            source="guard",
-        )
-    forced_proposal = Proposal(
-        params=forced,
-        rationale=f"guard forced a change of direction after: {insisted_review.reasons()}",
-        evidence=(f"planner insisted on {signature(insisted.params)}",),
-        source=f"guard (over {insisted.source or 'planner'})",
-        guard_action="force",
-        guard_reasons=insisted_review.reasons(),
-    )
-    _intervention(index, "force", forced_proposal, insisted_review)
-    return forced_proposal
-
-
-def _stop_reason(planner: object, state: PlannerState) -> str:
-    """The planner's own account of why it has nothing left (`stop_reason`), when it gives one."""
-    explain = getattr(planner, "stop_reason", None)
-    return str(explain(state)) if explain is not None else "nothing left worth trying"
+    plan = propose_round(state, records, size)
+    for intervention in plan.interventions:
+        _intervention(intervention.index, intervention.action, intervention.proposal, intervention.review)
+    for slot, proposal in enumerate(plan.proposals):
+        _publish_proposal(plan.first_index + slot, proposal, source, plan.digest_tokens)
+    if plan.stop is not None:
+        get_run_logger().info("no proposal for iteration %d: %s", plan.first_index, plan.stop.reason)
+        _publish_proposal(plan.first_index, plan.stop, source, plan.digest_tokens)
+    publish_planner_log(records, list(plan.proposals), state.baseline.accuracy)
+    return plan.proposals or plan.stop or NoProposal(reason="nothing proposed")
 
 
 def _intervention(index: int, action: str, proposal: Proposal, review: GuardReview) -> None:

@@ -11,9 +11,11 @@ from prefect import flow
 
 from internflow.benchmarks import get_benchmark
 from internflow.catalog import CorruptDatasetError, get_entry
+from internflow.data.formats import to_prompt_completion
+from internflow.data.prepare import DatasetRequest
 from internflow.schemas import PreparedDataset
 from internflow.workspace import Workspace
-from tasks.dataset import prepare_dataset, to_prompt_completion
+from tasks.dataset import prepare_dataset
 
 USER = {"role": "user", "content": "1 + 1 ="}
 ASSISTANT = {"role": "assistant", "content": "2"}
@@ -50,11 +52,21 @@ def test_unknown_row_layout_names_the_place_and_the_expected_columns() -> None:
         assert expected in message
 
 
+def _request(
+    datasets: tuple[str, ...], max_train_samples: int, workspace: Workspace, seed: int = 0, **fields: object
+) -> DatasetRequest:
+    """Arithmetic's training data (the benchmark can be overridden in `fields`)."""
+    return DatasetRequest(
+        datasets=datasets, max_train_samples=max_train_samples, seed=seed, workspace=workspace,
+        **({"benchmark": "arithmetic"} | fields),  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
 @flow
 def _prepare(
     datasets: tuple[str, ...], max_train_samples: int, seed: int, benchmark: str, root: Path
 ) -> PreparedDataset:
-    return prepare_dataset(datasets, max_train_samples, seed, benchmark, Workspace.open(root))
+    return prepare_dataset(_request(datasets, max_train_samples, Workspace.open(root), seed, benchmark=benchmark))
 
 
 def _rows(prepared: PreparedDataset) -> list[dict]:
@@ -103,7 +115,7 @@ def test_a_mix_of_two_datasets_gets_equal_shares(prefect_harness, tmp_path: Path
 def _prepare_three(root: Path) -> list[PreparedDataset]:
     # One flow for the three runs: each flow run costs about a second of Prefect overhead.
     return [
-        prepare_dataset(("arithmetic-direct",), 32, seed, "arithmetic", Workspace.open(root / folder))
+        prepare_dataset(_request(("arithmetic-direct",), 32, Workspace.open(root / folder), seed))
         for seed, folder in ((7, "a"), (7, "b"), (8, "c"))
     ]
 
@@ -167,12 +179,10 @@ GATED = ("arithmetic-direct", "arithmetic-contaminated", "arithmetic-noisy")
 def _prepare_bundled(root: Path) -> list[PreparedDataset]:
     workspace = Workspace.open(root)
     return [
-        prepare_dataset(
-            ("arithmetic-direct", "arithmetic-contaminated", "arithmetic-noisy"), 90, 0, "arithmetic", workspace
-        ),
-        prepare_dataset(("arithmetic-direct", "arithmetic-worked"), 40, 0, "arithmetic", workspace, weights=(3.0, 1.0)),
-        prepare_dataset(("arithmetic-preference",), 20, 0, "arithmetic", workspace, method="dpo"),
-        prepare_dataset(("arithmetic-prompts", "arithmetic-noisy"), 20, 0, "arithmetic", workspace, method="grpo"),
+        prepare_dataset(_request(("arithmetic-direct", "arithmetic-contaminated", "arithmetic-noisy"), 90, workspace)),
+        prepare_dataset(_request(("arithmetic-direct", "arithmetic-worked"), 40, workspace, weights=(3.0, 1.0))),
+        prepare_dataset(_request(("arithmetic-preference",), 20, workspace, method="dpo")),
+        prepare_dataset(_request(("arithmetic-prompts", "arithmetic-noisy"), 20, workspace, method="grpo")),
     ]
 
 
@@ -219,7 +229,7 @@ def test_a_dataset_whose_format_cannot_train_the_method_is_skipped_and_said(
 ) -> None:
     monkeypatch.delenv("INTERNFLOW_CATALOG", raising=False)
     with pytest.raises(ValueError, match=r"no usable training rows.*'unusable_format': 500"):
-        flow(lambda: prepare_dataset(("arithmetic-prompts",), 16, 0, "arithmetic", Workspace.open(tmp_path), "dpo"))()
+        flow(lambda: prepare_dataset(_request(("arithmetic-prompts",), 16, Workspace.open(tmp_path), method="dpo")))()
 
 
 def test_iteration_params_take_one_positive_weight_per_dataset() -> None:
@@ -308,7 +318,7 @@ def test_grpo_rows_without_a_reference_answer_are_quarantined_not_trained_with_r
 
     @flow
     def prepare() -> PreparedDataset:
-        return prepare_dataset(("some-answers",), 16, 0, "arithmetic", Workspace.open(tmp_path / "ws"), method="grpo")
+        return prepare_dataset(_request(("some-answers",), 16, Workspace.open(tmp_path / "ws"), method="grpo"))
 
     prepared = prepare()
     # A worked reference is read as the final answer it marks.
@@ -327,7 +337,7 @@ def test_rows_over_max_length_in_the_models_tokens_are_quarantined_as_too_long(
     @flow
     def prepare() -> PreparedDataset:
         workspace = Workspace.open(tmp_path / "ws")
-        return prepare_dataset(("long-rows",), 16, 0, "arithmetic", workspace, model=str(tiny_model), max_length=64)
+        return prepare_dataset(_request(("long-rows",), 16, workspace, model=str(tiny_model), max_length=64))
 
     prepared = prepare()
     assert prepared.rows == 1 and prepared.sources[0].rows_used == 1  # what training will see, counted as such

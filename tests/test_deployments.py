@@ -255,7 +255,7 @@ def test_browser_renders_every_planner_log_column(triggered_campaign, campaign_a
 def test_browser_shows_whole_questions_of_the_failures(triggered_campaign, campaign_artifacts, tmp_path) -> None:
     """Regression: prompts were cut at 60 characters (only the shared instruction showed), a column had
     no header, and nothing said the rows were the failures."""
-    from tasks.evaluate import _shared_ends
+    from internflow.evaluation.samples_markdown import shared_ends
 
     env, *_ = triggered_campaign
     artifact = campaign_artifacts["evaluation"]
@@ -269,7 +269,7 @@ def test_browser_shows_whole_questions_of_the_failures(triggered_campaign, campa
     assert failures, "a random tiny model gets its answers wrong"
     headers, rows = _table(dom)
     assert headers == ["item", "question", "model output", "extracted answer", "expected answer"]
-    head, tail = _shared_ends([s["prompt"] for s in samples])
+    head, tail = shared_ends([s["prompt"] for s in samples])
     assert f"Every prompt reads {' '.join((head + '…' + tail).split())}" in text
     shown = {row[0]: row[1] for row in rows}
     assert set(shown) == {s["id"] for s in failures[:20]}

@@ -294,7 +294,7 @@ def test_an_iteration_with_self_distillation_trains_on_the_distilled_rows(
     """The whole iteration flow: dataset → self-distill (from the base model, transformers) → train."""
     from flows.iteration import research_iteration
     from internflow.recipes import load_recipe
-    from internflow.schemas import DataSource, IterationContext
+    from internflow.schemas import DataSource, EvalRequest, IterationContext
     from internflow.workspace import Workspace
     from tasks.evaluate import evaluate_model
 
@@ -306,8 +306,9 @@ def test_an_iteration_with_self_distillation_trains_on_the_distilled_rows(
     source = DataSource(id="sevens", kind="local", path=str(rows))
     workspace = Workspace.open(tmp_path / "ws")
     baseline = evaluate_model(
-        str(taught_model), "taught", "arithmetic", 4, 0, "baseline", workspace.samples_dir, backend="transformers"
-    )
+        EvalRequest(model_path=str(taught_model), model_fingerprint="taught", benchmark="arithmetic", limit=4, seed=0,
+                    label="baseline", samples_dir=workspace.samples_dir, backend="transformers")
+    )  # fmt: skip
     context = IterationContext(
         index=1, workspace=str(workspace.root), base_model=str(taught_model), base_fingerprint="taught",
         benchmark="arithmetic", eval_limit=4, baseline=baseline, eval_backend="transformers", data_sources=(source,),

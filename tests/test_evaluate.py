@@ -9,8 +9,16 @@ import pytest
 from prefect import flow
 
 from internflow.benchmarks import get_benchmark
-from internflow.schemas import EvalResult
-from tasks.evaluate import evaluate_model, on_first_items, select_items, wilson_interval
+from internflow.evaluation.scoring import on_first_items, select_items, wilson_interval
+from internflow.schemas import EvalRequest, EvalResult, ServedModel
+from tasks.evaluate import evaluate_model
+
+
+def _request(model: str, samples: Path, benchmark: str = "arithmetic", **fields: object) -> EvalRequest:
+    """A transformers evaluation of the first 10 items of the seed-0 test subset, labelled `check`."""
+    defaults: dict[str, object] = {"model_fingerprint": "tiny", "limit": 10, "seed": 0, "label": "check",
+                                   "backend": "transformers"}  # fmt: skip
+    return EvalRequest(model_path=model, benchmark=benchmark, samples_dir=samples, **(defaults | fields))  # type: ignore[arg-type]
 
 
 def test_wilson_interval_matches_known_values() -> None:
@@ -29,7 +37,7 @@ def test_quick_eval_subset_is_the_same_every_time_and_from_the_test_split() -> N
 
 @flow
 def _evaluate(model: str, samples: Path, benchmark: str) -> EvalResult:
-    return evaluate_model(model, "tiny", benchmark, 10, 0, "check", samples, backend="transformers")
+    return evaluate_model(_request(model, samples, benchmark))
 
 
 @pytest.mark.parametrize("benchmark", ["arithmetic", "family-mc"])
@@ -76,8 +84,9 @@ def test_re_scoring_without_the_samples_file_names_it(tmp_path: Path) -> None:
 
 
 @flow
-def _evaluate_state(model: str, samples: Path) -> tuple[str, EvalResult]:
-    state = evaluate_model(model, "run-name", "arithmetic", 6, 0, "check", samples, "transformers", return_state=True)
+def _evaluate_state(model: str, samples: Path, server: ServedModel | None = None) -> tuple[str, EvalResult]:
+    request = _request(model, samples, model_fingerprint="run-name", limit=6, server=server)
+    state = evaluate_model(request, return_state=True)
     return state.name, state.result()
 
 
@@ -104,6 +113,22 @@ def test_a_model_retrained_into_the_same_folder_is_evaluated_again_not_served_fr
     third_state, _ = _evaluate_state(str(model), tmp_path / "samples")
 
     assert third_state == "Completed", "a cached score must not describe a model overwritten since"
+
+
+def test_the_server_is_not_in_the_evaluation_cache_key_and_the_split_is(
+    prefect_harness, tiny_model: Path, tmp_path: Path
+) -> None:
+    """The server is where answers come from, not what they are: the same request on another server
+    is served from cache; the same model on another split is evaluated."""
+    other = ServedModel(base_url="http://127.0.0.1:9/v1", model="tiny", model_path=str(tiny_model))
+    request = _request(str(tiny_model), tmp_path)
+    assert request.cache_inputs() == request.model_copy(update={"server": other}).cache_inputs()
+    assert request.cache_inputs() != request.model_copy(update={"split": "dev"}).cache_inputs()
+
+    first_state, first = _evaluate_state(str(tiny_model), tmp_path)
+    again_state, again = _evaluate_state(str(tiny_model), tmp_path, server=other)  # transformers: never asked
+
+    assert (first_state, again_state) == ("Completed", "Cached") and again == first
 
 
 def over_length_spec(folder: Path) -> Path:
@@ -149,7 +174,7 @@ def test_a_prompt_longer_than_the_context_is_marked_over_length_and_the_rest_sco
 
     @flow
     def evaluate() -> EvalResult:
-        return evaluate_model(str(tiny_model), "tiny", str(spec), None, 0, "long", tmp_path, backend="transformers")
+        return evaluate_model(_request(str(tiny_model), tmp_path, str(spec), limit=None, label="long"))
 
     check_over_length(evaluate(), tiny_model)
 
@@ -179,7 +204,7 @@ def _result(samples: list[dict]) -> EvalResult:
 def test_evaluation_artifact_shows_the_whole_question_of_each_failure_under_a_header() -> None:
     """Regression: prompts cut at 60 characters showed only the shared instruction; the verdict column
     had no header; nothing said the rows were the failures."""
-    from tasks.evaluate import evaluation_markdown
+    from internflow.evaluation.samples_markdown import evaluation_markdown
     from tests.test_markdown import rendered_cells
 
     samples = _samples("arithmetic", wrong=2, none_found=1)
@@ -203,7 +228,7 @@ def test_long_questions_are_shown_whole_in_labelled_blocks_not_a_table_that_hide
 
     from markdown_it import MarkdownIt
 
-    from tasks.evaluate import evaluation_markdown
+    from internflow.evaluation.samples_markdown import evaluation_markdown
 
     samples = _samples("family-mc", wrong=2, none_found=1)
     markdown = evaluation_markdown(_result(samples), samples)
@@ -218,7 +243,7 @@ def test_long_questions_are_shown_whole_in_labelled_blocks_not_a_table_that_hide
 
 
 def test_evaluation_artifact_with_no_failure_says_so() -> None:
-    from tasks.evaluate import evaluation_markdown
+    from internflow.evaluation.samples_markdown import evaluation_markdown
 
     samples = _samples("arithmetic", wrong=0, none_found=0)
     assert evaluation_markdown(_result(samples), samples).endswith("All 8 answers are correct.")

@@ -273,16 +273,17 @@ def test_a_screened_iteration_is_scored_on_a_prefix_and_compared_on_the_same_ite
 ) -> None:
     from flows.iteration import research_iteration
     from flows.ledger import CampaignLedger
+    from internflow.evaluation.scoring import on_first_items
     from internflow.recipes import load_recipe
-    from internflow.schemas import IterationContext
+    from internflow.schemas import EvalRequest, IterationContext
     from internflow.workspace import Workspace
-    from tasks.evaluate import evaluate_model, on_first_items
+    from tasks.evaluate import evaluate_model
 
     monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")
     workspace = Workspace.open(tmp_path / "ws")
     baseline = evaluate_model(
-        str(tiny_model), "tiny", "arithmetic", 12, 0, "baseline", workspace.samples_dir, backend="transformers",
-        split="dev",
+        EvalRequest(model_path=str(tiny_model), model_fingerprint="tiny", benchmark="arithmetic", limit=12, seed=0,
+                    label="baseline", samples_dir=workspace.samples_dir, backend="transformers", split="dev")
     )  # fmt: skip
     context = IterationContext(
         index=1, workspace=str(workspace.root), base_model=str(tiny_model), base_fingerprint="tiny",

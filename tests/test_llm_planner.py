@@ -433,6 +433,29 @@ def test_slots_the_llm_planner_leaves_empty_go_to_the_search_policy() -> None:
     assert "scripted planner proposed 1 of 2" in round_[1].rationale
 
 
+def test_a_round_is_planned_without_prefect_and_the_guards_interventions_come_back_as_data(scripted_planner) -> None:
+    """agent.round_planner decides; the plan task only reads the history and publishes the artifacts."""
+    from agent.digest import records_from_results
+    from agent.round_planner import propose_round
+
+    bad = IterationParams(learning_rate=1e-3, max_steps=40)
+    failure = FailedIteration(index=1, params=bad, error="RuntimeError: loss is NaN")
+    good = {"learning_rate": 2e-4, "max_steps": 60, "rationale": "gentler"}
+    scripted_planner(
+        [
+            answer({"proposals": [good, {"learning_rate": 1e-3, "max_steps": 40, "rationale": "again"}]}),
+            answer({"learning_rate": 5e-5, "max_steps": 40, "rationale": "much lower"}),
+        ]
+    )
+    state = make_state(failures=[failure], planner="scripted")
+
+    plan = propose_round(state, records_from_results(state.history, state.failures), 2)
+
+    assert plan.first_index == 2 and plan.stop is None and plan.digest_tokens > 0
+    assert [p.guard_action for p in plan.proposals] == ["accept", "reject"]
+    assert [(i.index, i.action, i.proposal.params.learning_rate) for i in plan.interventions] == [(3, "reject", 1e-3)]
+
+
 def test_each_proposal_of_a_round_is_reviewed_by_the_guard(prefect_harness, scripted_planner) -> None:
     """A batch that repeats a failed run: that slot is rejected and re-asked (with the round's other
     pick shown as taken), the other slot stands."""

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from prefect import flow
 
+from internflow.data.prepare import DatasetRequest
 from internflow.models import DEFAULT_MODEL, model_fingerprint, resolve_model
-from internflow.schemas import EvalResult, IterationParams, TrainRequest, TrainResult
+from internflow.schemas import EvalRequest, EvalResult, IterationParams, TrainRequest, TrainResult
 from internflow.workspace import Workspace
 from tasks.dataset import prepare_dataset
 from tasks.evaluate import evaluate_model
@@ -21,7 +22,10 @@ pytestmark = pytest.mark.slow
 @flow
 def _few_steps(workspace: Workspace, base: str) -> tuple[TrainResult, EvalResult]:
     params = IterationParams(max_steps=3, per_device_train_batch_size=2, max_train_samples=16, warmup_steps=0)
-    data = prepare_dataset(params.datasets, params.max_train_samples, 0, "arithmetic", workspace)
+    data = prepare_dataset(
+        DatasetRequest(datasets=params.datasets, max_train_samples=params.max_train_samples, seed=0,
+                       benchmark="arithmetic", workspace=workspace)
+    )  # fmt: skip
     trained = train_model.with_options(retries=0)(
         TrainRequest(
             init_model=base,
@@ -36,8 +40,9 @@ def _few_steps(workspace: Workspace, base: str) -> tuple[TrainResult, EvalResult
         )
     )
     evaluation = evaluate_model(
-        trained.model_path, "smol", "arithmetic", 8, 0, "smol", workspace.samples_dir, backend="transformers"
-    )
+        EvalRequest(model_path=trained.model_path, model_fingerprint="smol", benchmark="arithmetic", limit=8, seed=0,
+                    label="smol", samples_dir=workspace.samples_dir, backend="transformers")
+    )  # fmt: skip
     return trained, evaluation
 
 

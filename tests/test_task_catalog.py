@@ -151,7 +151,7 @@ def test_a_bad_task_spec_is_refused_naming_the_file_and_field(
 
 
 def test_choosing_an_eval_subset_leaves_a_spec_tasks_items_and_fingerprint_alone(tmp_path: Path) -> None:
-    from tasks.evaluate import select_items
+    from internflow.evaluation.scoring import select_items
 
     benchmark = get_benchmark(str(_spec(tmp_path)))
     before = ([item.id for item in benchmark.load("test")], benchmark.fingerprint())

@@ -16,7 +16,7 @@ import pytest
 from prefect import flow
 
 from internflow.evaluation.server import EvalServerError, ServerSettings, VLLMServer
-from internflow.schemas import EvalResult, ServedModel
+from internflow.schemas import EvalRequest, EvalResult, ServedModel
 from tasks.evaluate import evaluate_model
 
 pytestmark = pytest.mark.slow
@@ -91,8 +91,9 @@ def test_the_server_processes_get_no_credentials_they_do_not_need(tiny_server: V
 @flow
 def _evaluate(model: str, fingerprint: str, samples: Path, backend: str, served: ServedModel | None, adapter=None):
     return evaluate_model(
-        model, fingerprint, "arithmetic", 40, 0, f"check-{backend}", samples, backend, served, adapter
-    )
+        EvalRequest(model_path=model, model_fingerprint=fingerprint, benchmark="arithmetic", limit=40, seed=0,
+                    label=f"check-{backend}", samples_dir=samples, backend=backend, server=served, adapter=adapter)
+    )  # fmt: skip
 
 
 def _rows(result: EvalResult) -> list[dict]:
@@ -122,7 +123,7 @@ def test_vllm_served_eval_gives_the_transformers_backends_answers_and_scores(
 def test_a_users_own_endpoint_is_used_as_given(
     prefect_harness, tiny_server: VLLMServer, tiny_model: Path, tmp_path: Path
 ) -> None:
-    from tasks.evaluate import eval_server
+    from internflow.evaluation.run import eval_server
 
     logs = tmp_path / "logs"
     with eval_server("vllm", str(tiny_model), tiny_server.base_url, logs) as served:
@@ -177,7 +178,7 @@ def test_a_fine_tune_whose_tied_embeddings_changed_is_scored_as_itself_not_with_
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tasks.evaluate import campaign_server_for
+    from internflow.evaluation.run import campaign_server_for
 
     torch.manual_seed(11)
     tuned = AutoModelForCausalLM.from_pretrained(tiny_model)
@@ -237,7 +238,10 @@ def test_a_prompt_longer_than_the_context_is_marked_over_length_on_vllm_as_on_tr
 
     @flow
     def evaluate(backend: str, served: ServedModel | None) -> EvalResult:
-        return evaluate_model(str(tiny_model), "tiny", spec, None, 0, f"long-{backend}", tmp_path, backend, served)  # type: ignore[arg-type]
+        return evaluate_model(
+            EvalRequest(model_path=str(tiny_model), model_fingerprint="tiny", benchmark=spec, limit=None, seed=0,
+                        label=f"long-{backend}", samples_dir=tmp_path, backend=backend, server=served)  # type: ignore[arg-type]
+        )  # fmt: skip
 
     served = check_over_length(evaluate("vllm", tiny_server.served()), tiny_model)
     in_process = check_over_length(evaluate("transformers", None), tiny_model)

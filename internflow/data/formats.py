@@ -39,6 +39,7 @@ __all__ = [
     "final_answer",
     "infer_mapping",
     "to_example",
+    "to_prompt_completion",
     "to_trl",
     "usable_for",
 ]
@@ -277,6 +278,15 @@ def to_example(row: Mapping[str, Any], where: str, mapping: ColumnMapping | None
         return Example(prompt, answer=answer)
     completion = _turns(_sharegpt(row[mapping.completion]), "assistant", where, mapping.completion)
     return Example(prompt, completion, answer=answer or final_answer(_text_of(completion)))
+
+
+def to_prompt_completion(row: Mapping[str, Any], where: str) -> tuple[list[Message], list[Message]]:
+    """Any supported row layout → (prompt messages, completion messages); `CorruptDatasetError`
+    naming `where` for a prompt-only row (nothing to train on) or one that does not fit."""
+    example = to_example(row, where)
+    if example.completion is None:
+        raise CorruptDatasetError(f"{where}: a prompt-only row has no completion to train on")
+    return example.prompt, example.completion
 
 
 def _reference(value: Any) -> str:
