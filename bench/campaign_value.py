@@ -64,29 +64,34 @@ def eligible_tasks() -> list[str]:
     return names
 
 
-def write_task(name: str, folder: Path, seed: int) -> Path:
-    """Disjoint train/dev/test JSONL files and a task spec judged numerically or by exact text."""
+def write_task(name: str, folder: Path, seed: int) -> Path | None:
+    """Test, dev and train JSONL files and a task spec judged numerically or by exact text; None
+    when the generator cannot give a train split that the product's decontamination gate passes
+    against dev and test (a task whose questions share one template: its train rows would be
+    blocked, and the single run would train on near-copies of the test questions)."""
     import reasoning_gym
 
     from internflow.benchmarks.answers import read_number
+    from internflow.data.decontamination import EvalIndex
 
-    total = sum(SPLITS.values())
-    dataset = reasoning_gym.create_dataset(name, size=total * 2, seed=seed)
-    rows, seen = [], set()
+    dataset = reasoning_gym.create_dataset(name, size=sum(SPLITS.values()) * 3, seed=seed)
+    unique, seen = [], set()
     for index in range(len(dataset)):
         entry = dataset[index]
         if entry["question"] not in seen:
             seen.add(entry["question"])
-            rows.append({"question": entry["question"], "answer": str(entry["answer"])})
-        if len(rows) == total:
-            break
-    random.Random(seed).shuffle(rows)
-    start = 0
+            unique.append({"question": entry["question"], "answer": str(entry["answer"])})
+    random.Random(seed).shuffle(unique)
+    held_out = SPLITS["test"] + SPLITS["dev"]
+    test, dev = unique[: SPLITS["test"]], unique[SPLITS["test"] : held_out]
+    index = EvalIndex(r["question"] for r in test + dev)  # the gate the campaign applies, default settings
+    train = [r for r in unique[held_out:] if not index.is_contaminated(r["question"])][: SPLITS["train"]]
+    if len(test) + len(dev) < held_out or len(train) < SPLITS["train"]:
+        return None
     folder.mkdir(parents=True, exist_ok=True)
-    for split, size in SPLITS.items():
-        part = rows[start : start + size]
-        start += size
+    for split, part in (("train", train), ("dev", dev), ("test", test)):
         (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
+    rows = train + dev + test
     numeric = all(read_number(r["answer"]) is not None for r in rows)
     spec = folder / f"{name}.yaml"
     spec.write_text(
@@ -159,15 +164,22 @@ def main() -> int:
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10_000)
     pool = eligible_tasks()
-    tasks = random.Random(seed).sample(pool, args.tasks)
-    print(f"seed {seed}: {args.tasks} of {len(pool)} eligible tasks: {', '.join(tasks)}", flush=True)
-    model = resolve_model(args.model)
     root = Path(args.workspace or tempfile.mkdtemp(prefix="internflow-bench-value-"))
+    tasks: list[tuple[str, Path]] = []
+    for name in random.Random(seed).sample(pool, len(pool)):  # in the seed's order, until enough are usable
+        if len(tasks) == args.tasks:
+            break
+        spec = write_task(name, root / name / "task", seed)
+        if spec is None:
+            print(f"  {name}: skipped, no train split passes the decontamination gate against dev and test")
+        else:
+            tasks.append((name, spec))
+    print(f"seed {seed}: {len(tasks)} of {len(pool)} eligible tasks: {', '.join(n for n, _ in tasks)}", flush=True)
+    model = resolve_model(args.model)
     budget_s = args.budget_minutes * 60
     ratios = []
-    for name in tasks:
+    for name, spec in tasks:
         folder = root / name
-        spec = write_task(name, folder / "task", seed)
         base = test_accuracy(model, spec, folder / "eval")
         single = test_accuracy(str(single_run(spec, model, budget_s, folder / "single")), spec, folder / "eval")
         started = time.monotonic()
