@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.prefect_server import PrefectServer, prefect_cli
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import Artifact
@@ -30,67 +29,17 @@ POOL = "internflow-process"
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _prefect(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "prefect", "--no-prompt", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = _free_port()
-    env = os.environ | {
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
-        "PREFECT_WORKER_QUERY_SECONDS": "2",
-        "INTERNFLOW_OFFLINE": "1",
-    }
-    log = (home / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None, (home / "server.log").read_text()
-            assert time.monotonic() < deadline, "the Prefect server did not become healthy"
-            time.sleep(1)
-        yield env
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with PrefectServer(tmp_path_factory.mktemp("prefect-home")) as server:
+        yield server.env
 
 
 @pytest.fixture(scope="module")
 def deployed_with_worker(prefect_server: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
     env = prefect_server
-    _prefect(env, "work-pool", "create", POOL, "--type", "process")
-    _prefect(env, "deploy", "--name", "campaign", "--name", "overnight", "--name", "iteration")
+    prefect_cli(env, "work-pool", "create", POOL, "--type", "process")
+    prefect_cli(env, "deploy", "--name", "campaign", "--name", "overnight", "--name", "iteration")
     log = (tmp_path_factory.mktemp("worker") / "worker.log").open("w")
     worker = subprocess.Popen(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--limit", "1"],
