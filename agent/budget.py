@@ -50,13 +50,23 @@ def _work(params: IterationParams) -> float:
 
 
 def estimate_iteration_seconds(next_params: IterationParams, history: list[IterationResult]) -> float | None:
-    """Scale a past iteration's wall time by the work the next one asks for: the latest iteration
-    with the same method when there is one (a measured rate), else the latest of any method."""
+    """Seconds the next iteration should take, from a past one's wall time in three parts: its
+    training time scaled by the optimizer work asked for, its evaluation time scaled by the share of
+    the eval subset, and the rest (planning, diagnosis, serving set-up) as it was.  The past
+    iteration is the latest with the same method when there is one (a measured rate), else the
+    latest of any method.  None before any iteration has finished.
+
+    The parts matter for short runs: a run cut to a quarter of its steps still loads, evaluates and
+    diagnoses its model, and scaling the whole wall time by the steps let one overrun the budget."""
     if not history:
         return None
     same_method = [r for r in history if r.params.method == next_params.method]
     reference = (same_method or history)[-1]
-    return reference.wall_s * _work(next_params) / _work(reference.params)
+    train_s = min(reference.train.runtime_s, reference.wall_s)
+    eval_s = min(reference.evaluation.runtime_s, reference.wall_s - train_s)
+    fixed_s = reference.wall_s - train_s - eval_s
+    eval_share = next_params.eval_fraction / reference.params.eval_fraction
+    return fixed_s + eval_s * eval_share + train_s * _work(next_params) / _work(reference.params)
 
 
 @dataclass(frozen=True)

@@ -101,17 +101,27 @@ class _Budget:
 
     def fit(self, params: IterationParams) -> tuple[IterationParams, str] | None:
         """`params`, shortened when needed to fit the time left (down to a quarter of its steps),
-        with a note saying so; None when even that does not fit."""
+        with a note saying so; None when even that does not fit.  The estimate keeps an
+        iteration's fixed costs (evaluation, set-up) whatever its steps: the most steps that fit
+        are searched for, not scaled."""
         estimate = self.estimate(params)
         if self.seconds is None or estimate is None or estimate <= self.seconds * TIME_MARGIN:
             return params, ""
-        steps = math.floor(params.max_steps * self.seconds * TIME_MARGIN / estimate)
-        if steps < max(1, math.ceil(params.max_steps / 4)):
+        limit = self.seconds * TIME_MARGIN
+
+        def shortened(steps: int) -> IterationParams:
+            return params.model_copy(update={"max_steps": steps, "warmup_steps": min(params.warmup_steps, steps // 4)})
+
+        def fits(steps: int) -> bool:
+            return (self.estimate(shortened(steps)) or 0.0) <= limit
+
+        low, high = max(1, math.ceil(params.max_steps / 4)), params.max_steps - 1
+        if not fits(low):
             return None
-        update = {"max_steps": steps, "warmup_steps": min(params.warmup_steps, steps // 4)}
-        return params.model_copy(
-            update=update
-        ), f"; shortened to {steps} steps to fit the {self.seconds / 60:.1f} min left"
+        while low < high:  # the most steps that fit: estimates grow with the steps
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if fits(middle) else (low, middle - 1)
+        return shortened(low), f"; shortened to {low} steps to fit the {self.seconds / 60:.1f} min left"
 
 
 def _screen(params: IterationParams) -> IterationParams:

@@ -18,16 +18,20 @@ from internflow.schemas import (
 PARAMS = IterationParams(max_steps=40, per_device_train_batch_size=8, gradient_accumulation_steps=1)
 
 
-def _result(params: IterationParams, wall_s: float) -> IterationResult:
+def _result(
+    params: IterationParams, wall_s: float, train_s: float | None = None, eval_s: float = 0.0
+) -> IterationResult:
+    """A finished iteration; by default all of its wall time was training."""
     evaluation = EvalResult(
         label="eval", benchmark="arithmetic", accuracy=0.5, n=200, n_correct=100, ci_low=0.43, ci_high=0.57,
-        unparseable=0, samples_path="samples.jsonl", runtime_s=1.0,
+        unparseable=0, samples_path="samples.jsonl", runtime_s=eval_s,
     )  # fmt: skip
     return IterationResult(
         index=1, params=params, literature=LiteratureReport(query="q", status="offline"),
         data=PreparedDataset(path="train.jsonl", rows=8, sources=(), fingerprint="f"),
-        train=TrainResult(model_path="m", steps=params.max_steps, losses=(), final_loss=None, runtime_s=1.0,
-                          trackio_project="p", trackio_run="r", checkpoint_dir="c"),
+        train=TrainResult(model_path="m", steps=params.max_steps, losses=(), final_loss=None,
+                          runtime_s=wall_s if train_s is None else train_s, trackio_project="p", trackio_run="r",
+                          checkpoint_dir="c"),
         evaluation=evaluation,
         diagnosis=Diagnosis(verdict="no_change", gain_vs_baseline=0.0, gain_vs_best=None, findings=()),
         wall_s=wall_s,
@@ -53,6 +57,16 @@ def test_estimate_scales_the_last_wall_time_by_steps_times_batch(update: dict, e
     earlier = _result(PARAMS.model_copy(update={"max_steps": 10}), wall_s=999.0)
     history = [earlier, _result(PARAMS, wall_s=120.0)]  # only the last iteration counts
     assert estimate_iteration_seconds(PARAMS.model_copy(update=update), history) == pytest.approx(expected_s)
+
+
+def test_a_shortened_run_keeps_its_fixed_costs_in_the_estimate() -> None:
+    # 60 s in all: 40 s training, 15 s evaluating, 5 s of the rest (planning, diagnosis, set-up).
+    history = [_result(PARAMS, wall_s=60.0, train_s=40.0, eval_s=15.0)]
+    # A quarter of the steps trains for a quarter of the time; evaluation and the rest stay.
+    assert estimate_iteration_seconds(PARAMS.model_copy(update={"max_steps": 10}), history) == pytest.approx(30.0)
+    # A screen scored on half the eval subset evaluates for half the time.
+    screen = PARAMS.model_copy(update={"train_fraction": 0.25, "eval_fraction": 0.5})
+    assert estimate_iteration_seconds(screen, history) == pytest.approx(10.0 + 7.5 + 5.0)
 
 
 def _stop(**overrides: float | int | None) -> str | None:

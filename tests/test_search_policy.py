@@ -48,7 +48,7 @@ def _result(index: int, params: IterationParams, accuracy: float = BASELINE, *ki
         literature=LiteratureReport(query="q", status="offline"),
         data=PreparedDataset(path="train.jsonl", rows=8, sources=(), fingerprint="f"),
         train=TrainResult(model_path=f"model-{index}", steps=params.max_steps, losses=(), final_loss=None,
-                          runtime_s=1.0, trackio_project="p", trackio_run=f"run-{index}", checkpoint_dir="c"),
+                          runtime_s=60.0, trackio_project="p", trackio_run=f"run-{index}", checkpoint_dir="c"),
         evaluation=_eval(accuracy),
         diagnosis=Diagnosis(verdict=verdict, gain_vs_baseline=accuracy - BASELINE, gain_vs_best=None,
                             findings=findings),
@@ -221,8 +221,14 @@ def test_after_a_screen_the_search_policy_scores_on_the_whole_subset_again() -> 
 # ---------------------------------------------------------------- one search space, every move
 
 
-def _timed(result: IterationResult, finished_s: float, wall_s: float = 60.0) -> IterationResult:
-    return result.model_copy(update={"finished_s": finished_s, "wall_s": wall_s})
+def _timed(result: IterationResult, finished_s: float, wall_s: float = 60.0, eval_s: float = 0.0) -> IterationResult:
+    """`result` finished at `finished_s` into the campaign, after `wall_s` seconds of which
+    `eval_s` were its evaluation and the rest training."""
+    train = result.train.model_copy(update={"runtime_s": wall_s - eval_s})
+    evaluation = result.evaluation.model_copy(update={"runtime_s": eval_s})
+    return result.model_copy(
+        update={"finished_s": finished_s, "wall_s": wall_s, "train": train, "evaluation": evaluation}
+    )
 
 
 def _campaign(history: Sequence[IterationResult], minutes: float = 30, iterations: int = 12) -> PlannerState:
@@ -351,6 +357,20 @@ def test_a_run_that_would_overrun_the_time_left_is_shortened_to_fit() -> None:
 
     assert proposal is not None and proposal.params.max_steps == 28 and not proposal.params.screened
     assert "shortened to 28 steps to fit the 0.8 min left" in proposal.rationale
+
+
+def test_a_run_shortened_to_fit_keeps_its_evaluation_time_and_does_not_overrun() -> None:
+    # count_primes, bench/campaign_value.py seed 9649: 40 steps took 223 s, 60 s of them evaluating;
+    # with 74 s left the run was cut to 11 steps as if all 223 s scaled with the steps, took 113 s
+    # and overran the budget.  The evaluation stays whatever the steps: 163 s for 40 steps of
+    # training is 4.1 s a step, and 0.9 × 74 s - 60 s leaves room for 1 step, under a quarter of 40.
+    late = _campaign([_timed(_result(1, _recipe(), 0.6), 10 * 60 - 74, wall_s=223, eval_s=60)], minutes=10)
+    assert SearchPolicy().propose(late) is None
+    # With 150 s left: 0.9 × 150 - 60 = 75 s of training, 18 steps.
+    later = _campaign([_timed(_result(1, _recipe(), 0.6), 10 * 60 - 150, wall_s=223, eval_s=60)], minutes=10)
+    proposal = SearchPolicy().propose(later)
+    assert proposal is not None and proposal.params.max_steps == 18
+    assert "shortened to 18 steps to fit the 2.5 min left" in proposal.rationale
 
 
 def test_when_nothing_fits_the_time_left_the_policy_stops_and_says_so() -> None:
