@@ -13,10 +13,12 @@ from prefect.transactions import transaction
 from internflow import events, narration
 from internflow.benchmarks import get_benchmark
 from internflow.data.prepare import DatasetRequest
+from internflow.diagnostics.run import DiagnoseRequest
 from internflow.evaluation.scoring import on_first_items
 from internflow.evaluation.server import reachable
 from internflow.schemas import (
     EvalRequest,
+    EvalResult,
     IterationContext,
     IterationParams,
     IterationResult,
@@ -37,7 +39,14 @@ from tasks.literature import survey_literature
 from tasks.publish import publish_learning_curve, publish_model
 from tasks.train import build_train_request, gpu_slot, train_model
 
-__all__ = ["dataset_request", "eval_request", "research_iteration", "starting_model", "train_request"]
+__all__ = [
+    "dataset_request",
+    "diagnose_request",
+    "eval_request",
+    "research_iteration",
+    "starting_model",
+    "train_request",
+]
 
 
 def starting_model(params: IterationParams, context: IterationContext) -> tuple[str, str]:
@@ -83,6 +92,20 @@ def eval_request(
         limit=context.eval_items(params.eval_fraction), seed=context.seed, label=f"iteration-{context.index}",
         samples_dir=workspace.samples_dir, backend=context.eval_backend, server=server,
         adapter=trained.adapter(), evaluator=context.evaluator, split=context.eval_split,
+    )  # fmt: skip
+
+
+def diagnose_request(
+    trained: TrainResult, evaluation: EvalResult, params: IterationParams, context: IterationContext,
+    workspace: Workspace,
+) -> DiagnoseRequest:  # fmt: skip
+    """The diagnose stage's request: the iteration compared with the baseline and the best on its own
+    items (a screened iteration's fewer ones), its curves read from the workspace's trackio folder."""
+    baseline = on_first_items(context.baseline, evaluation.n)
+    best = on_first_items(context.best, evaluation.n) if context.best else None
+    return DiagnoseRequest(
+        train=trained, evaluation=evaluation, baseline=baseline, best=best,
+        start=best if params.init_from == "best" else baseline, trackio_dir=str(workspace.trackio_dir),
     )  # fmt: skip
 
 
@@ -134,13 +157,7 @@ def _iterate(
                 trained = train_model(request)
             publish_learning_curve(trained, context.index, workspace.reports_dir)
             evaluation = evaluate_model(eval_request(trained, request.run_name, params, context, workspace, server))
-            # A screened iteration is compared with the baseline and the best on its own (fewer) items.
-            baseline = on_first_items(context.baseline, evaluation.n)
-            best = on_first_items(context.best, evaluation.n) if context.best else None
-            start = best if params.init_from == "best" else baseline
-            diagnosis = diagnose_iteration(
-                trained, evaluation, baseline, best, start=start, trackio_dir=str(workspace.trackio_dir)
-            )
+            diagnosis = diagnose_iteration(diagnose_request(trained, evaluation, params, context, workspace))
             if publish_model(trained, evaluation, diagnosis, context, str(flow_run.id)) is not None:
                 publish_gate(data, context.benchmark, context.evaluator)
     except ContaminationBlocked as gate:

@@ -12,13 +12,15 @@ circuit breaker per service and host, for the process): its calls fail at once w
 per iteration.  Offline mode is explicit: with `INTERNFLOW_OFFLINE=1` (or `HF_HUB_OFFLINE=1`)
 every request raises `OfflineError` naming the switch, so callers report "offline" instead of
 returning a silent empty result.  Failures past the retries raise `ServiceError` with the
-service, URL and cause.
+service, URL and cause.  `wait_until_healthy` polls a server we started ourselves (vLLM, Prefect)
+until its health check answers.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +43,7 @@ __all__ = [
     "SERVICES",
     "CircuitOpenError",
     "OfflineError",
+    "ServerNotReadyError",
     "ServiceError",
     "ServicePolicy",
     "ServiceSession",
@@ -52,6 +55,7 @@ __all__ = [
     "policy_for",
     "record_outcome",
     "session_for",
+    "wait_until_healthy",
 ]
 
 T = TypeVar("T")
@@ -364,3 +368,51 @@ def retry_transient(call: Callable[[], T], service: str, what: str) -> T:
                 raise
             time.sleep(min(policy.max_backoff_s, policy.backoff_s * 2**attempt))
     raise AssertionError("unreachable: the loop returns or raises")
+
+
+class ServerNotReadyError(RuntimeError):
+    """A server's health check never answered 200: its process exited (`exit_code` set), or the
+    deadline passed (`exit_code` None)."""
+
+    def __init__(self, url: str, waited_s: float, exit_code: int | None) -> None:
+        why = f"the server exited with code {exit_code}" if exit_code is not None else "no answer 200"
+        super().__init__(f"{url}: {why} after {waited_s:.1f} s")
+        self.url, self.waited_s, self.exit_code = url, waited_s, exit_code
+
+    @property
+    def exited(self) -> bool:
+        return self.exit_code is not None
+
+
+def wait_until_healthy(
+    url: str,
+    process: subprocess.Popen[Any] | None,
+    timeout_s: float,
+    *,
+    started: float | None = None,
+    interval_s: float = 0.5,
+    request_timeout_s: float = 2.0,
+) -> float:
+    """Poll GET `url` (a health endpoint, e.g. http://127.0.0.1:8000/health) until it answers 200;
+    returns the seconds waited.
+
+    `timeout_s`: seconds allowed, counted from `started` (a `time.monotonic()` reading: when the
+    server was launched; default now).  `process`: the server's process; its exit ends the wait at
+    once.  `interval_s`: seconds between polls; `request_timeout_s`: each GET's timeout.  A refused
+    connection, a timed-out GET or another status is "not yet".  Raises `ServerNotReadyError`
+    (`exited` when the process exited, else the deadline passed).  A local server we started is no
+    external service: no offline mode, breaker or retry policy applies.
+    """
+    started = time.monotonic() if started is None else started
+    deadline = started + timeout_s
+    while True:
+        if process is not None and (code := process.poll()) is not None:
+            raise ServerNotReadyError(url, time.monotonic() - started, code)
+        try:
+            if requests.get(url, timeout=request_timeout_s).status_code == 200:
+                return time.monotonic() - started
+        except requests.RequestException:
+            pass
+        if time.monotonic() >= deadline:
+            raise ServerNotReadyError(url, time.monotonic() - started, None)
+        time.sleep(interval_s)

@@ -18,12 +18,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import requests
-
 from internflow.child_env import child_env
+from internflow.http import ServerNotReadyError, wait_until_healthy
 
 __all__ = ["TemporaryServer"]
 
@@ -79,18 +77,14 @@ class TemporaryServer:
                 env=env,
             )
         atexit.register(_stop, self.process)
-        deadline = time.monotonic() + float(os.environ.get(_STARTUP_TIMEOUT_ENV) or 120)
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the temporary Prefect server exited during start-up; see {log_file}")
-            try:
-                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        _stop(self.process)
-        raise RuntimeError(f"the temporary Prefect server was not ready in time; see {log_file}")
+        timeout_s = float(os.environ.get(_STARTUP_TIMEOUT_ENV) or 120)
+        try:
+            wait_until_healthy(f"{self.url}/health", self.process, timeout_s, interval_s=0.2)
+        except ServerNotReadyError as error:
+            if error.exited:
+                raise RuntimeError(f"the temporary Prefect server exited during start-up; see {log_file}") from error
+            _stop(self.process)
+            raise RuntimeError(f"the temporary Prefect server was not ready in time; see {log_file}") from error
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

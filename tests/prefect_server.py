@@ -8,11 +8,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+
+from internflow.http import ServerNotReadyError, wait_until_healthy
 
 __all__ = ["ROOT", "PrefectServer", "prefect_cli", "using_api"]
 
@@ -89,18 +89,13 @@ class PrefectServer:
 
     def __enter__(self) -> PrefectServer:
         server = self._spawn("server.log", "server", "start", "--host", "127.0.0.1", "--port", str(self.port))
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        return self
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                self._stack.close()
-                raise AssertionError("the Prefect server did not become healthy:\n" + self.log("server.log"))
-            time.sleep(1)
+        try:
+            wait_until_healthy(f"http://127.0.0.1:{self.port}/api/health", server, 180, interval_s=1)
+        except ServerNotReadyError as error:
+            self._stack.close()
+            log = self.log("server.log")
+            raise AssertionError(f"the Prefect server did not become healthy ({error}):\n{log}") from error
+        return self
 
     def worker(self, pool: str, name: str) -> None:
         """A worker on `pool` that runs one flow run at a time (a worker per GPU)."""

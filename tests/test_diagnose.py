@@ -8,8 +8,10 @@ import random
 import pytest
 from prefect import flow
 
+from internflow.diagnostics import find_loss_problems, significant_difference
+from internflow.diagnostics.run import DiagnoseRequest, gather_evidence
 from internflow.schemas import Diagnosis, EvalResult, LossPoint, TrainResult
-from tasks.diagnose import diagnose_iteration, find_loss_problems, gather_evidence, significant_difference
+from tasks.diagnose import diagnose_iteration
 
 
 def _curve(values: list[float]) -> tuple[LossPoint, ...]:
@@ -99,7 +101,12 @@ def _diagnose(names: list[str]) -> list[Diagnosis]:
     # Inputs are built inside the flow (NaN losses stay out of flow parameters); one flow run
     # for every case keeps Prefect's per-run overhead to a single second.
     baseline, best = _eval(30, label="baseline"), _eval(40, label="best")
-    return [diagnose_iteration(_train(CASES[name][0]), CASES[name][1], baseline, best) for name in names]
+    return [
+        diagnose_iteration(
+            DiagnoseRequest(train=_train(CASES[name][0]), evaluation=CASES[name][1], baseline=baseline, best=best)
+        )
+        for name in names
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +152,6 @@ def test_more_than_a_fifth_unparseable_is_a_format_failure(diagnoses: dict[str, 
 
 def test_evidence_without_a_samples_file_or_trackio_uses_the_train_result(tmp_path) -> None:
     evaluation = _eval(33).model_copy(update={"samples_path": str(tmp_path / "absent.jsonl")})
-    evidence = gather_evidence(_train(_healthy()), evaluation, _eval(30), None)
+    evidence = gather_evidence(DiagnoseRequest(train=_train(_healthy()), evaluation=evaluation, baseline=_eval(30)))
     assert evidence.samples == () and evidence.metrics == {} and evidence.start == _eval(30)
     assert len(evidence.curve("train/loss")) == 40

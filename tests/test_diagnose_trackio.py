@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from prefect import flow
 
+from internflow.diagnostics.run import DiagnoseRequest
 from internflow.diagnostics.trackio_metrics import read_run_metrics
 from internflow.schemas import Diagnosis, EvalResult, LossPoint, TrainResult
 from tasks.diagnose import diagnose_iteration
@@ -80,9 +81,10 @@ def _grpo_result() -> TrainResult:
 @flow
 def _diagnose_with_and_without_trackio(trackio_dir: str) -> list[Diagnosis]:
     evaluation, baseline = _eval(52, "iteration", str(REAL_SAMPLES)), _eval(51, "baseline")
+    request = DiagnoseRequest(train=_grpo_result(), evaluation=evaluation, baseline=baseline)
     return [
-        diagnose_iteration(_grpo_result(), evaluation, baseline, None, trackio_dir=trackio_dir),
-        diagnose_iteration(_grpo_result(), evaluation, baseline, None),
+        diagnose_iteration(request.model_copy(update={"trackio_dir": trackio_dir})),
+        diagnose_iteration(request),
     ]
 
 

@@ -1,14 +1,26 @@
 """The shared HTTP layer against the loopback replay server: retries, Retry-After, timeouts,
-rate limits and explicit offline mode."""
+rate limits, explicit offline mode, and waiting for a server we started to become healthy."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from internflow.http import CircuitOpenError, OfflineError, ServiceError, get, get_json, policy_for, session_for
+from internflow.http import (
+    CircuitOpenError,
+    OfflineError,
+    ServerNotReadyError,
+    ServiceError,
+    get,
+    get_json,
+    policy_for,
+    session_for,
+    wait_until_healthy,
+)
 from tests.replay_server import Recording, ReplayServer, unused_port
 
 BODY = Recording(b'{"ok": true}', headers={"Content-Type": "application/json"})
@@ -147,3 +159,26 @@ def test_offline_mode_raises_and_sends_nothing(
 def test_an_unknown_service_lists_the_known_ones() -> None:
     with pytest.raises(ValueError, match="known: arxiv, hf-hub"):
         policy_for("nope")
+
+
+def test_waiting_for_health_polls_until_200_even_offline(server: ReplayServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    server.add_route("/health", Recording(b""))
+    server.inject("/health", [503, "disconnect"])  # still starting: an error status, a dropped connection
+    monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")  # a server we started is no external service
+    waited = wait_until_healthy(f"{server.url}/health", None, 10, interval_s=0.01)
+    assert len(server.requests_to("/health")) == 3 and 0 <= waited < 10
+
+
+def test_waiting_for_health_stops_when_the_server_exits() -> None:
+    process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    process.wait()
+    with unused_port() as port, pytest.raises(ServerNotReadyError, match="exited with code 3") as stopped:
+        wait_until_healthy(f"http://127.0.0.1:{port}/health", process, 60, interval_s=0.01)
+    assert stopped.value.exited and stopped.value.waited_s < 60
+
+
+def test_waiting_for_health_gives_up_at_the_deadline() -> None:
+    started = time.monotonic()
+    with unused_port() as port, pytest.raises(ServerNotReadyError, match="no answer 200") as late:
+        wait_until_healthy(f"http://127.0.0.1:{port}/health", None, 0.3, started=started, interval_s=0.05)
+    assert not late.value.exited and 0.3 <= late.value.waited_s < 3

@@ -2,7 +2,9 @@
 
 Read from the source with `ast`, nothing imported: every `import` statement counts, at the top of
 a module, inside a function or under `if TYPE_CHECKING:` (a hidden import is still a dependency).
-Imports by string (`importlib.import_module(name)`) are not seen.
+Imports by string count where a registry names its modules: a project module's dotted name as a
+value of a dict literal (`{"sft": "internflow.training.sft"}`) or as `import_module`'s argument.
+A name built at run time (`f"pkg.{name}"`) is not seen.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def import_graph(root: Path) -> Graph:
                     anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join([*anchor, *([node.module] if node.module else [])])
                 targets.update(f"{base}.{a.name}" if f"{base}.{a.name}" in paths else base for a in node.names)
+            targets.update(named for named in _registered_names(node) if named in paths)
         graph[name] = set()
         for target in targets:
             while target and target not in paths:  # `import a.b.func`-style names: their module
@@ -48,6 +51,17 @@ def import_graph(root: Path) -> Graph:
             if target and target != name:
                 graph[name].add(target)
     return graph
+
+
+def _registered_names(node: ast.AST) -> list[str]:
+    """The strings a registry imports later: a dict literal's values, `import_module`'s argument."""
+    if isinstance(node, ast.Dict):
+        named = [value for value in node.values if value is not None]
+    elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module":
+        named = node.args[:1]
+    else:
+        return []
+    return [value.value for value in named if isinstance(value, ast.Constant) and isinstance(value.value, str)]
 
 
 def upward_imports(graph: Graph) -> list[str]:
@@ -144,3 +158,32 @@ def test_a_package_and_its_lazily_imported_module_are_a_cycle(tmp_path: Path) ->
     (root / "internflow" / "registry" / "__init__.py").write_text("def get():\n    from .impl import X\n")
     (root / "internflow" / "registry" / "impl.py").write_text("from . import Base\n")
     assert import_cycles(import_graph(root)) == [["internflow.registry", "internflow.registry.impl"]]
+
+
+def test_a_registry_whose_method_modules_import_it_back_is_a_cycle(tmp_path: Path) -> None:
+    """The shape of the old loop in internflow/training: the package named its method modules by
+    string (imported by `importlib.import_module` when used), they imported their base type from the
+    package, and the plumbing the package's callers use imported the package too."""
+    root = _tree(tmp_path, {})
+    training = root / "internflow" / "training"
+    training.mkdir()
+    (training / "__init__.py").write_text(
+        'import importlib\nMETHODS = {"sft": "internflow.training.sft"}\n'
+        "def get_method(name):\n    return importlib.import_module(METHODS[name]).METHOD\n"
+    )
+    (training / "sft.py").write_text("from internflow.training import TrainingMethod\n")
+    (training / "plugin.py").write_text('import importlib\nimportlib.import_module("internflow.training.sft")\n')
+    graph = import_graph(root)
+    assert graph["internflow.training"] == {"internflow.training.sft"}
+    assert graph["internflow.training.plugin"] == {"internflow.training.sft"}
+    assert import_cycles(graph) == [["internflow.training", "internflow.training.sft"]]
+
+
+def test_the_training_package_imports_one_way() -> None:
+    """common → registry ⇢ method modules → configs: no method module imports the plumbing or the
+    registry that loads it."""
+    graph = import_graph(ROOT)
+    methods = {f"internflow.training.{method}" for method in ("sft", "dpo", "grpo")}
+    assert methods <= graph["internflow.training.registry"]  # seen, though imported by name
+    above = {"internflow.training", "internflow.training.common", "internflow.training.registry"}
+    assert all(graph[method].isdisjoint(above) for method in methods)

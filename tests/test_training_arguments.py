@@ -31,7 +31,7 @@ def test_every_mapped_argument_is_a_field_of_the_methods_config(method: str) -> 
 
 
 def test_recipe_fields_are_the_mapped_fields_trl_lacks_with_the_schemas_defaults() -> None:
-    from internflow.training.common import RecipeFields
+    from internflow.training.configs import RecipeFields
 
     fields = {f.name: f for f in dataclasses.fields(RecipeFields)}
     assert tuple(fields) == RECIPE_FIELDS

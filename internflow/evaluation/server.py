@@ -29,6 +29,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field
 
 from internflow.child_env import HUB_TOKEN_NAMES, child_env, needs_hub_token
+from internflow.http import ServerNotReadyError, wait_until_healthy
 from internflow.schemas import ServedModel
 
 __all__ = [
@@ -183,23 +184,14 @@ class VLLMServer:
         return self
 
     def _wait_ready(self, started: float) -> None:
-        deadline = started + self.settings.startup_timeout_s
-        while time.monotonic() < deadline:
-            if not self.running:
-                raise EvalServerError(
-                    f"vLLM server for {self.model_path} exited during start-up; last lines of {self.log_path}:\n"
-                    + self.log_tail()
-                )
-            try:
-                if requests.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        raise EvalServerError(
-            f"vLLM server for {self.model_path} was not ready after {self.settings.startup_timeout_s:.0f} s; "
-            f"last lines of {self.log_path}:\n" + self.log_tail()
-        )
+        timeout_s = self.settings.startup_timeout_s
+        try:
+            wait_until_healthy(f"http://127.0.0.1:{self.port}/health", self._process, timeout_s, started=started)
+        except ServerNotReadyError as error:
+            what = "exited during start-up" if error.exited else f"was not ready after {timeout_s:.0f} s"
+            raise EvalServerError(
+                f"vLLM server for {self.model_path} {what}; last lines of {self.log_path}:\n" + self.log_tail()
+            ) from error
 
     def log_tail(self, lines: int = 25) -> str:
         if self.log_path is None or not self.log_path.is_file():

@@ -17,7 +17,7 @@ __all__ = ["NOT_TRL_ARGUMENTS", "RECIPE_FIELDS", "TRL_ARGUMENTS", "TrlArgument",
 
 class TrlArgument(NamedTuple):
     """The config argument a field sets, for `methods` (empty: every method); `recipe_field`: an
-    argument internflow adds to TRL's configs (`common.RecipeFields`) rather than one of TRL's own."""
+    argument internflow adds to TRL's configs (`configs.RecipeFields`) rather than one of TRL's own."""
 
     name: str
     methods: tuple[str, ...] = ()
@@ -61,7 +61,7 @@ NOT_TRL_ARGUMENTS: dict[str, str] = {
     "self_distill_keep_original": "the self-distillation stage",
 }
 
-# internflow's own fields on every method's TRL config (`common.RecipeFields`).
+# internflow's own fields on every method's TRL config (`configs.RecipeFields`).
 RECIPE_FIELDS: tuple[str, ...] = tuple(
     field for field, argument in TRL_ARGUMENTS.items() if argument.recipe_field and not argument.methods
 )

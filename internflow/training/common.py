@@ -1,7 +1,8 @@
 """Plumbing every training method shares, written once: arguments, data, model loading,
 checkpoint resume, trackio logging, OOM back-off, saving and the typed result.
 
-A method module (`sft`, `dpo`, `grpo`) adds only its config class and how to build its trainer.
+A method module (`sft`, `dpo`, `grpo`) adds only its config class (on `configs`) and how to build
+its trainer; this module loads it by name (`registry.get_method`) and never the other way round.
 """
 
 from __future__ import annotations
@@ -12,36 +13,33 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
 
 from internflow.disk import free_bytes, gib, is_disk_full
-from internflow.schemas import IterationParams, LossPoint, TrainFailure, TrainRequest, TrainResult
-from internflow.training import FAILURE_FILE, RESULT_FILE, RESULT_MARKER, finished_result, get_method
-from internflow.training.arguments import RECIPE_FIELDS, trl_arguments
+from internflow.schemas import LossPoint, TrainFailure, TrainRequest, TrainResult
+from internflow.training.arguments import trl_arguments
 from internflow.training.data_check import check_training_data
 from internflow.training.device import DeviceFacts, device_arguments
 from internflow.training.oom import OutOfMemoryFailure, train_with_backoff
+from internflow.training.registry import get_method
+from internflow.training.results import FAILURE_FILE, RESULT_FILE, RESULT_MARKER, finished_result
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import Trainer, TrainerControl, TrainerState, TrainingArguments
 
 __all__ = [
     "CHECKPOINT_MINUTES_ENV",
-    "RecipeFields",
     "SaveEveryMinutes",
     "TrackioSteps",
     "base_arguments",
     "checkpoint_minutes",
     "last_checkpoint",
-    "lora_config",
     "main",
     "run_training",
 ]
@@ -49,28 +47,6 @@ __all__ = [
 # A checkpoint at least this often (minutes) besides the step cadence; the variable overrides it.
 CHECKPOINT_MINUTES_ENV = "INTERNFLOW_CHECKPOINT_MINUTES"
 DEFAULT_CHECKPOINT_MINUTES = 2.0
-
-
-def _from_params(name: str) -> Any:
-    """A dataclass field with the IterationParams field's default and description as its help."""
-    info = IterationParams.model_fields[name]
-    return field(default=info.default, metadata={"help": info.description or name})
-
-
-@dataclass
-class RecipeFields:
-    """internflow's fields on top of each TRL config (mixed into `sft`/`dpo`/`grpo` configs): the
-    `arguments.RECIPE_FIELDS`, with IterationParams' defaults, help and limits."""
-
-    use_lora: bool = _from_params("use_lora")
-    lora_r: int = _from_params("lora_r")
-    lora_alpha: int = _from_params("lora_alpha")
-    min_per_device_train_batch_size: int = _from_params("min_per_device_train_batch_size")
-
-    def __post_init__(self) -> None:
-        # The schema's limits (e.g. the OOM floor at least 1): a ValueError naming the field.
-        IterationParams.model_validate({name: getattr(self, name) for name in RECIPE_FIELDS})
-        super().__post_init__()  # type: ignore[misc]  # the TRL config that follows in the MRO
 
 
 def last_checkpoint(output_dir: Path) -> str | None:
@@ -141,14 +117,6 @@ def base_arguments(request: TrainRequest, device: DeviceFacts | None = None) -> 
         }
         | device_arguments(params, device or DeviceFacts.probe())
     )
-
-
-def lora_config(config: RecipeFields) -> LoraConfig | None:
-    from peft import LoraConfig
-
-    if not config.use_lora:
-        return None
-    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM")
 
 
 def load_training_data(request: TrainRequest, columns: tuple[str, ...]) -> Dataset:

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from trl import GRPOConfig, GRPOTrainer
 
-from internflow.training import TrainingMethod
-from internflow.training.common import RecipeFields, lora_config
+from internflow.training.configs import RecipeFields, TrainingMethod, lora_config
 from internflow.training.data_check import METHOD_COLUMNS
 from internflow.training.rewards import get_reward_funcs
 
