@@ -26,8 +26,6 @@ from rich.markup import escape
 
 from internflow.schemas import CampaignConfig
 
-CampaignConfig.model_rebuild()  # resolves its forward references (dict[str, ColumnMapping]) now, as validation would
-
 __all__ = ["ConfigError", "campaign_config", "campaign_options", "field_option", "given_options", "option_name"]
 
 F = TypeVar("F", bound=Callable[..., Any])
