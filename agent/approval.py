@@ -18,7 +18,7 @@ from prefect.input import RunInput
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field
 
-from agent.budget import JobEstimate, estimate_job
+from internflow.agent.budget import JobEstimate, estimate_job
 from internflow.schemas import CampaignConfig, IterationParams, Proposal
 
 __all__ = [

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.guard import IterationRecord, signature
+from internflow.agent.guard import IterationRecord, signature
 from internflow.schemas import FailedIteration, IterationParams, IterationResult
 
 __all__ = [

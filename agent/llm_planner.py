@@ -21,18 +21,18 @@ from typing import TYPE_CHECKING
 import yaml
 from pydantic import ValidationError
 
-from agent.guard import signature
-from agent.moves import MOVES
-from agent.planner import Planner, PlannerState
-from agent.search_policy import SearchPolicy
-from agent.search_space import PlannerOutput, PlannerOutputError, SearchSpace
+from internflow.agent.guard import signature
+from internflow.agent.moves import MOVES
+from internflow.agent.planner import Planner, PlannerState
+from internflow.agent.search_policy import SearchPolicy
+from internflow.agent.search_space import PlannerOutput, PlannerOutputError, SearchSpace
 from internflow.recipes import load_recipe
 from internflow.schemas import IterationParams, Proposal
 
 if TYPE_CHECKING:
     from smolagents import Model, Tool
 
-    from agent.backends import LikelihoodScorer
+    from internflow.agent.backends import LikelihoodScorer
 
 __all__ = [
     "BundledPlanner",
@@ -198,7 +198,7 @@ class LLMPlanner:
     def _agent(self, state: PlannerState, extra_tools: list[Tool]):  # type: ignore[no-untyped-def]
         from smolagents import Model, ToolCallingAgent
 
-        from agent.tools import campaign_tools
+        from internflow.agent.tools import campaign_tools
 
         model = self._model if isinstance(self._model, Model) else self._model()
         return ToolCallingAgent(

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agent.guard import allowed_methods
-from agent.planner import PlannerState
+from internflow.agent.guard import allowed_methods
+from internflow.agent.planner import PlannerState
 from internflow.recipes import load_recipe
 from internflow.schemas import IterationParams, IterationResult
 

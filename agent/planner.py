@@ -12,7 +12,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from agent.guard import IterationRecord
+from internflow.agent.guard import IterationRecord
 from internflow.best import best_scored_in_full
 from internflow.schemas import (
     CampaignConfig,

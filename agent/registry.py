@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agent.backends import LazyModel, hf_model, litellm_model, openai_model, transformers_model
-from agent.planner import Planner
+from internflow.agent.backends import LazyModel, hf_model, litellm_model, openai_model, transformers_model
+from internflow.agent.planner import Planner
 from internflow.schemas import CampaignConfig
 
 __all__ = ["PLANNERS", "UnknownPlannerError", "get_planner"]
@@ -28,14 +28,14 @@ class UnknownPlannerError(ValueError):
 
 
 def _search_policy(config: CampaignConfig) -> Planner:
-    from agent.search_policy import SearchPolicy
+    from internflow.agent.search_policy import SearchPolicy
 
     return SearchPolicy()
 
 
 def _bundled(config: CampaignConfig) -> Planner:
-    from agent.backends import LikelihoodScorer
-    from agent.llm_planner import BundledPlanner
+    from internflow.agent.backends import LikelihoodScorer
+    from internflow.agent.llm_planner import BundledPlanner
 
     folder = config.planner.partition(":")[2]
     return BundledPlanner(LikelihoodScorer(folder or None), name=config.planner)
@@ -45,8 +45,8 @@ def _tool_using(model: Callable[[str], LazyModel]) -> Callable[[CampaignConfig],
     """A factory for the tool-using LLM planner on the chat model `model` builds from the spec's rest."""
 
     def build(config: CampaignConfig) -> Planner:
-        from agent.llm_planner import LLMPlanner
-        from agent.mcp_tools import open_mcp_tools
+        from internflow.agent.llm_planner import LLMPlanner
+        from internflow.agent.mcp_tools import open_mcp_tools
 
         lazy = model(config.planner.partition(":")[2])
         return LLMPlanner(lazy.get, name=config.planner, mcp_tools=lambda: open_mcp_tools(config.mcp_config))

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.digest import build_digest
-from agent.guard import DoomLoopGuard, GuardReview, IterationRecord, allowed_methods, signature
-from agent.planner import Planner, PlannerState
-from agent.registry import get_planner
+from internflow.agent.digest import build_digest
+from internflow.agent.guard import DoomLoopGuard, GuardReview, IterationRecord, allowed_methods, signature
+from internflow.agent.planner import Planner, PlannerState
+from internflow.agent.registry import get_planner
 from internflow.schemas import NoProposal, Proposal
 
 __all__ = ["GuardIntervention", "RoundPlan", "propose_round", "stop_reason"]

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from agent.budget import estimate_iteration_seconds
-from agent.guard import signature
-from agent.moves import MOVES, REACTIONS, improved_best
-from agent.planner import PlannerState
-from agent.search_space import SearchSpace
+from internflow.agent.budget import estimate_iteration_seconds
+from internflow.agent.guard import signature
+from internflow.agent.moves import MOVES, REACTIONS, improved_best
+from internflow.agent.planner import PlannerState
+from internflow.agent.search_space import SearchSpace
 from internflow.recipes import load_recipe
 from internflow.schemas import Finding, IterationParams, IterationResult, Proposal
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agent.guard import allowed_methods
+from internflow.agent.guard import allowed_methods
 from internflow.schemas import IterationParams, Planned
 
 __all__ = [

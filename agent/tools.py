@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from smolagents import Tool
 
-    from agent.planner import PlannerState
+    from internflow.agent.planner import PlannerState
 
 __all__ = ["campaign_tools"]
 

@@ -16,7 +16,7 @@ def main() -> None:
     args = parse_args(__doc__ or "")
     workspace = open_workspace(args.workspace)
     print(f"prefect api start: {warm_prefect_api():.1f}s (not counted)")
-    from flows.iteration import research_iteration
+    from internflow.flows.iteration import research_iteration
 
     params, context = iteration_inputs(args, workspace)
     iterate = research_iteration.with_options(result_storage=workspace.results_dir)

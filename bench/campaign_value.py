@@ -140,7 +140,9 @@ def single_run(spec: Path, model: str, budget_s: float, out: Path) -> Path:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"PYTHONPATH": str(ROOT), "INTERNFLOW_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "deployments.cli", *args], capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "internflow.deployments.cli", *args], capture_output=True, text=True, env=env
+    )
 
 
 def test_accuracy(model: str, spec: Path, workspace: Path) -> float:

@@ -50,9 +50,9 @@ def main() -> None:
     print(f"prefect api start: {warm_prefect_api():.1f}s (not counted)")
     from prefect import flow
 
-    from flows.iteration import research_iteration, train_request
     from internflow.data.prepare import DatasetRequest
-    from tasks.dataset import prepare_dataset
+    from internflow.flows.iteration import research_iteration, train_request
+    from internflow.tasks.dataset import prepare_dataset
 
     params, context = iteration_inputs(args, workspace)
     data = flow(name="bench-data")(

@@ -40,12 +40,12 @@ def _round(args: argparse.Namespace, root: Path):  # -> [(Proposal, IterationCon
     """The base model's baseline and the planner's first round of two, with their contexts."""
     from prefect import flow
 
-    from agent.search_policy import SearchPolicy
-    from flows.ledger import CampaignLedger
-    from flows.preflight import preflight
+    from internflow.agent.search_policy import SearchPolicy
+    from internflow.flows.ledger import CampaignLedger
+    from internflow.flows.preflight import preflight
     from internflow.schemas import CampaignConfig, EvalRequest
+    from internflow.tasks.evaluate import evaluate_model
     from internflow.workspace import Workspace
-    from tasks.evaluate import evaluate_model
 
     def side(name: str):  # type: ignore[no-untyped-def]
         config = CampaignConfig(model=args.model, benchmark=args.benchmark, workspace=str(root / name),
@@ -87,7 +87,7 @@ def main() -> None:
         server.worker(POOL, "gpu-0")
         server.worker(POOL, "gpu-1")
 
-        from flows.rounds import run_round
+        from internflow.flows.rounds import run_round
         from internflow.work_pools import iteration_deployment
 
         deployment = iteration_deployment(POOL)

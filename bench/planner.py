@@ -20,12 +20,12 @@ def main() -> None:
     print(f"prefect api start: {warm_prefect_api():.1f}s (not counted)")
     from prefect import flow
 
-    from agent.planner import PlannerState
-    from flows.iteration import research_iteration
+    from internflow.agent.planner import PlannerState
     from internflow.benchmarks import get_benchmark
     from internflow.catalog import validate_catalog
+    from internflow.flows.iteration import research_iteration
     from internflow.schemas import CampaignConfig
-    from tasks.plan import plan_next_iteration
+    from internflow.tasks.plan import plan_next_iteration
 
     params, context = iteration_inputs(args, workspace)
     benchmark = get_benchmark(args.benchmark)

@@ -50,7 +50,7 @@ def resume_campaign(run_id: str, decision: str, note: str = "", params: dict | N
     """Answer a paused campaign's approval form, exactly as the UI's form does."""
     from prefect.flow_runs import resume_flow_run
 
-    from agent.approval import ApprovalInput
+    from internflow.agent.approval import ApprovalInput
 
     answer = ApprovalInput(decision=decision, note=note, params=params)  # type: ignore[arg-type]
     resume_flow_run(UUID(run_id), run_input=answer.model_dump(mode="json", exclude={"metadata"}))

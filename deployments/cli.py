@@ -1,4 +1,4 @@
-"""The `internflow` command (`deployments.cli:app`, pyproject's entry point): the Typer app and its
+"""The `internflow` command (`internflow.deployments.cli:app`, pyproject's entry point): the Typer app and its
 commands, in the order `internflow --help` lists them.  Each group of commands is a module beside
 this one: `cli_campaign.py` (run, discover), `cli_stages.py` (fetch-model, evaluate, train,
 benchmarks) and `cli_history.py` (leaderboard, ui, campaigns, resume, cancel, report, dashboard);
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import typer
 
-from deployments.cli_campaign import discover, run
-from deployments.cli_history import campaigns, cancel, dashboard, leaderboard, report, resume, ui
-from deployments.cli_stages import benchmarks, evaluate, fetch_model, train
+from internflow.deployments.cli_campaign import discover, run
+from internflow.deployments.cli_history import campaigns, cancel, dashboard, leaderboard, report, resume, ui
+from internflow.deployments.cli_stages import benchmarks, evaluate, fetch_model, train
 
 __all__ = ["app"]
 

@@ -9,8 +9,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from deployments.cli_common import console, err, fail, print_leaderboard
-from deployments.cli_options import ConfigError, campaign_config, campaign_options, given_options
+from internflow.deployments.cli_common import console, err, fail, print_leaderboard
+from internflow.deployments.cli_options import ConfigError, campaign_config, campaign_options, given_options
 
 __all__ = ["discover", "run"]
 
@@ -37,7 +37,7 @@ def run(context: typer.Context, config_file: Path | None, **fields: Any) -> None
     os.environ.update(ws.process_env())
     server = TemporaryServer.reserve()  # the run history's API, started below; it dies with this command
 
-    from flows.preflight import preflight
+    from internflow.flows.preflight import preflight
 
     try:
         with console.status("checking the configuration (first use materializes the embedded SmolLM2)…"):
@@ -47,7 +47,7 @@ def run(context: typer.Context, config_file: Path | None, **fields: Any) -> None
 
     if server is not None:
         server.start(ws.logs_dir)
-    from flows.campaign import campaign
+    from internflow.flows.campaign import campaign
 
     _one_line_failures_on_the_console()
     try:

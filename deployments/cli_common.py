@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from deployments.cli_options import field_option
+from internflow.deployments.cli_options import field_option
 from internflow.schemas import CampaignConfig, CampaignReport
 
 __all__ = ["DEFAULT", "WorkspaceOption", "console", "err", "fail", "print_leaderboard"]

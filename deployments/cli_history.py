@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from deployments.cli_common import WorkspaceOption, console, fail, print_leaderboard
+from internflow.deployments.cli_common import WorkspaceOption, console, fail, print_leaderboard
 from internflow.schemas import CampaignReport
 
 __all__ = ["campaigns", "cancel", "dashboard", "leaderboard", "report", "resume", "ui"]
@@ -66,7 +66,7 @@ def _use_workspace_history(workspace: str) -> None:
 def campaigns(workspace: WorkspaceOption = "internflow-workspace", limit: int = 20) -> None:
     """List campaign flow runs (newest first) from the Prefect API the UI shows."""
     _use_workspace_history(workspace)
-    from deployments.campaigns import list_campaigns
+    from internflow.deployments.campaigns import list_campaigns
 
     table = Table("name", "state", "started (UTC)", "benchmark", "workspace")
     table.add_column("flow run id", no_wrap=True)  # copy-pasted into resume/cancel: never wrapped
@@ -93,7 +93,7 @@ def resume(
     _use_workspace_history(workspace)
     from pydantic import ValidationError
 
-    from deployments.campaigns import resume_campaign
+    from internflow.deployments.campaigns import resume_campaign
 
     try:
         resume_campaign(run_id, "reject" if reject else "approve", note, edited)
@@ -110,7 +110,7 @@ def cancel(
     _use_workspace_history(workspace)
     from prefect.exceptions import ObjectNotFound
 
-    from deployments.campaigns import cancel_campaign
+    from internflow.deployments.campaigns import cancel_campaign
 
     try:
         state = cancel_campaign(run_id)

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from deployments.cli_common import DEFAULT, WorkspaceOption, console, fail
-from deployments.cli_options import field_option
+from internflow.deployments.cli_common import DEFAULT, WorkspaceOption, console, fail
+from internflow.deployments.cli_options import field_option
 
 if TYPE_CHECKING:
     from internflow.schemas import EvalBackend
@@ -61,7 +61,7 @@ def evaluate(
     from internflow.evaluation.run import eval_server
     from internflow.models import model_fingerprint, resolve_model
     from internflow.schemas import EvalRequest
-    from tasks.evaluate import evaluate_model
+    from internflow.tasks.evaluate import evaluate_model
 
     if split not in ("test", "dev"):
         raise fail(f"split: expected 'test' or 'dev', got {split!r}")
@@ -133,8 +133,8 @@ def train(
 
     from internflow.execution import TrainingFailed, get_backend
     from internflow.schemas import PreparedDataset
+    from internflow.tasks.train import build_train_request
     from internflow.training.data_check import check_training_data
-    from tasks.train import build_train_request
 
     prepared = PreparedDataset(path=str(data.resolve()), rows=len(rows), sources=(), fingerprint=sha256[:16])
     request = build_train_request(

@@ -14,16 +14,16 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed
 
-from agent.approval import request_round_approval
-from agent.budget import estimate_job, round_estimate_s, stop_reason
-from flows.ledger import CampaignLedger
-from flows.preflight import Preflight, preflight
-from flows.resume import one_campaign_per_workspace, resume, unfinished_record
-from flows.rounds import Outcome, run_round
 from internflow import events, narration
+from internflow.agent.approval import request_round_approval
+from internflow.agent.budget import estimate_job, round_estimate_s, stop_reason
 from internflow.benchmarks import get_benchmark
 from internflow.evaluation.integrity import pin_evaluator
 from internflow.evaluation.run import eval_server
+from internflow.flows.ledger import CampaignLedger
+from internflow.flows.preflight import Preflight, preflight
+from internflow.flows.resume import one_campaign_per_workspace, resume, unfinished_record
+from internflow.flows.rounds import Outcome, run_round
 from internflow.retention import DiskBudget
 from internflow.schemas import (
     CampaignConfig,
@@ -37,14 +37,14 @@ from internflow.schemas import (
     Proposal,
 )
 from internflow.secrets import secrets_from_blocks
+from internflow.tasks.discover import discover_data
+from internflow.tasks.evaluate import evaluate_model
+from internflow.tasks.literature import survey_literature
+from internflow.tasks.plan import close_planner_log, plan_round, withdraw_proposal
+from internflow.tasks.publish import publish_campaign
+from internflow.tasks.report import publish_failure, publish_report
 from internflow.work_pools import iteration_deployment
 from internflow.workspace import Workspace
-from tasks.discover import discover_data
-from tasks.evaluate import evaluate_model
-from tasks.literature import survey_literature
-from tasks.plan import close_planner_log, plan_round, withdraw_proposal
-from tasks.publish import publish_campaign
-from tasks.report import publish_failure, publish_report
 
 __all__ = ["campaign"]
 

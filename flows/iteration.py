@@ -29,15 +29,15 @@ from internflow.schemas import (
     TrainResult,
 )
 from internflow.secrets import secrets_from_blocks
+from internflow.tasks.dataset import prepare_dataset
+from internflow.tasks.diagnose import diagnose_iteration
+from internflow.tasks.distill import distill_request, self_distill
+from internflow.tasks.evaluate import evaluate_model
+from internflow.tasks.gate import ContaminationBlocked, publish_gate
+from internflow.tasks.literature import survey_literature
+from internflow.tasks.publish import publish_learning_curve, publish_model
+from internflow.tasks.train import build_train_request, gpu_slot, train_model
 from internflow.workspace import Workspace
-from tasks.dataset import prepare_dataset
-from tasks.diagnose import diagnose_iteration
-from tasks.distill import distill_request, self_distill
-from tasks.evaluate import evaluate_model
-from tasks.gate import ContaminationBlocked, publish_gate
-from tasks.literature import survey_literature
-from tasks.publish import publish_learning_curve, publish_model
-from tasks.train import build_train_request, gpu_slot, train_model
 
 __all__ = [
     "dataset_request",

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from agent.planner import PlannerState
+from internflow.agent.planner import PlannerState
 from internflow.best import best_scored_in_full
 from internflow.diagnostics.failures import findings_from_failure
 from internflow.schemas import (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from agent.registry import get_planner
+from internflow.agent.registry import get_planner
 from internflow.benchmarks import get_benchmark
 from internflow.catalog import validate_catalog
 from internflow.data.selection import data_paths, select_training_data

@@ -19,7 +19,7 @@ from prefect.states import Completed
 
 from internflow.best import read_pointer
 from internflow.schemas import CampaignReport
-from tasks.publish import push_model
+from internflow.tasks.publish import push_model
 
 __all__ = ["ALERT_WEBHOOK", "notify_crashed", "publish_best"]
 

@@ -27,7 +27,7 @@ from internflow.schemas import CampaignConfig, CampaignReport
 from internflow.workspace_lock import Holder, hold_workspace
 
 if TYPE_CHECKING:
-    from flows.ledger import CampaignLedger
+    from internflow.flows.ledger import CampaignLedger
 
 __all__ = ["RUNNING", "mark_crashed", "one_campaign_per_workspace", "resume", "unfinished_record"]
 

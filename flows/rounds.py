@@ -24,8 +24,8 @@ from typing import Any
 from prefect import tags
 from prefect.states import Failed, State
 
-from agent.digest import GUARD_TAG_PREFIX
-from flows.iteration import research_iteration
+from internflow.agent.digest import GUARD_TAG_PREFIX
+from internflow.flows.iteration import research_iteration
 from internflow.schemas import IterationContext, IterationResult, Proposal
 from internflow.workspace import Workspace
 

@@ -17,10 +17,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from agent.digest import read_iteration_records, records_from_results
-from agent.guard import GuardReview, IterationRecord, signature
-from agent.planner import PlannerState
-from agent.round_planner import propose_round
+from internflow.agent.digest import read_iteration_records, records_from_results
+from internflow.agent.guard import GuardReview, IterationRecord, signature
+from internflow.agent.planner import PlannerState
+from internflow.agent.round_planner import propose_round
 from internflow.markdown import cell, code, table
 from internflow.narration import params_summary
 from internflow.schemas import NoProposal, Proposal

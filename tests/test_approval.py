@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.approval import approval_reason
-from agent.budget import estimate_job
+from internflow.agent.approval import approval_reason
+from internflow.agent.budget import estimate_job
 from internflow.schemas import CampaignConfig, CampaignReport
 
 
@@ -30,7 +30,7 @@ def _config(tiny_model: Path, workspace: Path, **overrides: object) -> CampaignC
 
 
 def _run_in_background(config: CampaignConfig) -> tuple[threading.Thread, dict]:
-    from flows.campaign import campaign
+    from internflow.flows.campaign import campaign
 
     box: dict = {}
     thread = threading.Thread(target=lambda: box.update(state=campaign(config, return_state=True)), daemon=True)

@@ -89,7 +89,7 @@ def test_a_crashed_campaign_run_calls_the_alert_webhook(server: PrefectServer) -
     from prefect.client.orchestration import get_client
     from prefect.states import Crashed, Running
 
-    from flows.publish import ALERT_WEBHOOK
+    from internflow.flows.publish import ALERT_WEBHOOK
 
     @flow(name="campaign")
     def stand_in() -> None:  # a run of a flow named campaign, that no worker will pick up

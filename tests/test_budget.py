@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.budget import estimate_iteration_seconds, stop_reason
+from internflow.agent.budget import estimate_iteration_seconds, stop_reason
 from internflow.schemas import (
     Diagnosis,
     EvalResult,
@@ -110,7 +110,7 @@ def test_switching_method_scales_by_the_methods_relative_step_cost() -> None:
 
 
 def test_job_estimate_is_hours_times_price_and_a_costly_job_stops_the_campaign() -> None:
-    from agent.budget import estimate_job
+    from internflow.agent.budget import estimate_job
 
     job = estimate_job(5400.0, "a10g-small", usd_per_hour=1.0)
     assert job.hours == pytest.approx(1.5) and job.usd == pytest.approx(1.5)
@@ -136,7 +136,7 @@ def test_self_distillation_adds_its_sampling_to_the_estimate() -> None:
 
 
 def test_a_round_counts_as_the_sum_of_its_iterations_and_the_stop_reason_says_so() -> None:
-    from agent.budget import estimate_job, round_estimate_s
+    from internflow.agent.budget import estimate_job, round_estimate_s
 
     history = [_result(PARAMS, wall_s=120.0)]
     longer = PARAMS.model_copy(update={"max_steps": 80})

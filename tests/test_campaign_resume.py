@@ -19,7 +19,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "deployments.cli"]
+CLI = [sys.executable, "-m", "internflow.deployments.cli"]
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from deployments.cli import app
+from internflow.deployments.cli import app
 from tests.test_approval import _config, _paused_campaign, _run_in_background
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +81,8 @@ def test_dashboard_serves_trackio_on_the_workspace(tmp_path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "deployments.cli", "dashboard", "-w", str(tmp_path), "--port", str(port)]
+    command = [sys.executable, "-m", "internflow.deployments.cli", "dashboard", "-w", str(tmp_path)]
+    command += ["--port", str(port)]
     server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120

@@ -21,7 +21,7 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 def test_help_does_not_import_torch_or_prefect() -> None:
     probe = (
-        "import sys\nfrom deployments.cli import app\nsys.argv = ['internflow', '--help']\n"
+        "import sys\nfrom internflow.deployments.cli import app\nsys.argv = ['internflow', '--help']\n"
         "try:\n    app()\nexcept SystemExit:\n    pass\n"
         "print('HEAVY', [m for m in ('torch', 'transformers', 'prefect', 'trl') if m in sys.modules])"
     )
@@ -283,7 +283,7 @@ def test_sigterm_to_ui_stops_the_prefect_server_it_started(tmp_path: Path) -> No
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     ui = subprocess.Popen(
-        [sys.executable, "-m", "deployments.cli", "ui", "-w", str(tmp_path / "ws"), "--port", str(port)],
+        [sys.executable, "-m", "internflow.deployments.cli", "ui", "-w", str(tmp_path / "ws"), "--port", str(port)],
         env=env | {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -13,8 +13,8 @@ import pytest
 import typer
 from rich.markup import escape
 
-from deployments.cli import app
-from deployments.cli_options import campaign_config, given_options, option_name
+from internflow.deployments.cli import app
+from internflow.deployments.cli_options import campaign_config, given_options, option_name
 from internflow.schemas import CampaignConfig
 
 INTERNFLOW = str(Path(sys.executable).parent / "internflow")
@@ -54,7 +54,7 @@ def test_run_defaults_are_the_prefect_forms_defaults() -> None:
     `bundled` where the form said `search`."""
     from prefect.utilities.callables import parameter_schema
 
-    from flows.campaign import campaign
+    from internflow.flows.campaign import campaign
 
     schema = parameter_schema(campaign.fn).model_dump()
     form = schema["definitions"]["CampaignConfig"]["properties"]

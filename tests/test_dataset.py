@@ -14,8 +14,8 @@ from internflow.catalog import CorruptDatasetError, get_entry
 from internflow.data.formats import to_prompt_completion
 from internflow.data.prepare import DatasetRequest
 from internflow.schemas import PreparedDataset
+from internflow.tasks.dataset import prepare_dataset
 from internflow.workspace import Workspace
-from tasks.dataset import prepare_dataset
 
 USER = {"role": "user", "content": "1 + 1 ="}
 ASSISTANT = {"role": "assistant", "content": "2"}

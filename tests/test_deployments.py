@@ -245,7 +245,7 @@ def test_browser_shows_the_leaderboard_as_the_cli_prints_it(triggered_campaign, 
     in_sight = model == headers.index("test %") + 1  # right after the scores
     assert in_sight and all(row[model].startswith("models/") for row in rows[1:]), "in sight, workspace-relative"
     printed = subprocess.run(
-        [sys.executable, "-m", "deployments.cli", "leaderboard", "-w", str(workspace)],
+        [sys.executable, "-m", "internflow.deployments.cli", "leaderboard", "-w", str(workspace)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True,
     ).stdout  # fmt: skip
     for row in expected:

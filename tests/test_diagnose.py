@@ -11,7 +11,7 @@ from prefect import flow
 from internflow.diagnostics import find_loss_problems, significant_difference
 from internflow.diagnostics.run import DiagnoseRequest, gather_evidence
 from internflow.schemas import Diagnosis, EvalResult, LossPoint, TrainResult
-from tasks.diagnose import diagnose_iteration
+from internflow.tasks.diagnose import diagnose_iteration
 
 
 def _curve(values: list[float]) -> tuple[LossPoint, ...]:

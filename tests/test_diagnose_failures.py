@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from prefect.states import Failed
 
-from flows.ledger import CampaignLedger
 from internflow.diagnostics import findings_from_failure, read_failure_file
 from internflow.execution import TrainingFailed
+from internflow.flows.ledger import CampaignLedger
 from internflow.schemas import CampaignConfig, EvalResult, IterationParams, Proposal, TrainFailure
 
 OOM = TrainFailure(

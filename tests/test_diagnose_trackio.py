@@ -16,7 +16,7 @@ from prefect import flow
 from internflow.diagnostics.run import DiagnoseRequest
 from internflow.diagnostics.trackio_metrics import read_run_metrics
 from internflow.schemas import Diagnosis, EvalResult, LossPoint, TrainResult
-from tasks.diagnose import diagnose_iteration
+from internflow.tasks.diagnose import diagnose_iteration
 from tests.test_detectors import REAL_SAMPLES, recorded
 
 _WRITE = """

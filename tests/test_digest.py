@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agent.digest import approx_tokens, build_digest, records_from_results
-from agent.guard import IterationRecord
+from internflow.agent.digest import approx_tokens, build_digest, records_from_results
+from internflow.agent.guard import IterationRecord
 from internflow.schemas import FailedIteration, IterationParams
 
 FAILURE_CLASSES = ("nan_loss", "OutOfMemoryError", "divergence", "TimeoutError")
@@ -66,8 +66,8 @@ def test_records_are_read_from_prefect_run_history_with_failure_class_and_guard_
     from prefect import flow, tags
     from prefect.runtime import flow_run
 
-    from agent.digest import GUARD_TAG_PREFIX, read_iteration_records
-    from flows.iteration import research_iteration
+    from internflow.agent.digest import GUARD_TAG_PREFIX, read_iteration_records
+    from internflow.flows.iteration import research_iteration
     from internflow.schemas import EvalResult, IterationContext
 
     monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from internflow.schemas import DataPlan, DatasetCheck, DataSource, DiscoveryReport
-from tasks.discover import data_candidates_markdown
+from internflow.tasks.discover import data_candidates_markdown
 from tests.test_markdown import rendered_cells
 
 

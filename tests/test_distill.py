@@ -136,8 +136,8 @@ def test_nothing_accepted_is_an_error_with_the_counts(tmp_path: Path) -> None:
 
 
 def test_distilled_data_is_content_addressed_and_changes_the_training_run(tmp_path: Path) -> None:
+    from internflow.tasks.train import build_train_request
     from internflow.workspace import Workspace
-    from tasks.train import build_train_request
 
     data = _data(tmp_path, [_row("1 + 1 =", "2")])
     result = distill(
@@ -238,7 +238,7 @@ def test_self_distill_task_trains_on_the_answers_the_judge_accepts_transformers(
 
     from prefect import flow
 
-    from tasks.distill import distill_request, self_distill
+    from internflow.tasks.distill import distill_request, self_distill
     from tests.test_llm_planner import _latest_artifact
 
     params = IterationParams(self_distill_k=4, self_distill_temperature=0.5, self_distill_prompts=3)
@@ -269,7 +269,7 @@ def test_self_distill_task_samples_on_the_campaign_vllm_server_with_the_starting
     from prefect import flow
 
     from internflow.evaluation.server import ServerSettings, VLLMServer
-    from tasks.distill import distill_request, self_distill
+    from internflow.tasks.distill import distill_request, self_distill
 
     params = IterationParams(self_distill_k=4, self_distill_temperature=0.5)
     request = distill_request(params, _arithmetic_rows(tmp_path), (str(taught_model), "taught"), "arithmetic", tmp_path)
@@ -292,11 +292,11 @@ def test_an_iteration_with_self_distillation_trains_on_the_distilled_rows(
     prefect_harness, taught_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The whole iteration flow: dataset → self-distill (from the base model, transformers) → train."""
-    from flows.iteration import research_iteration
+    from internflow.flows.iteration import research_iteration
     from internflow.recipes import load_recipe
     from internflow.schemas import DataSource, EvalRequest, IterationContext
+    from internflow.tasks.evaluate import evaluate_model
     from internflow.workspace import Workspace
-    from tasks.evaluate import evaluate_model
 
     monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")
     rows = tmp_path / "sevens.jsonl"

@@ -11,7 +11,7 @@ from prefect import flow
 from internflow.benchmarks import get_benchmark
 from internflow.evaluation.scoring import on_first_items, select_items, wilson_interval
 from internflow.schemas import EvalRequest, EvalResult, ServedModel
-from tasks.evaluate import evaluate_model
+from internflow.tasks.evaluate import evaluate_model
 
 
 def _request(model: str, samples: Path, benchmark: str = "arithmetic", **fields: object) -> EvalRequest:

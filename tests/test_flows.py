@@ -20,7 +20,7 @@ STAGES = {"literature", "dataset", "train", "evaluate", "diagnose"}
 
 @pytest.fixture(scope="module")
 def finished_campaign(prefect_harness, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch_module):
-    from flows.campaign import campaign
+    from internflow.flows.campaign import campaign
 
     monkeypatch_module.setenv("INTERNFLOW_OFFLINE", "1")
     workspace = tmp_path_factory.mktemp("campaign")
@@ -80,7 +80,7 @@ def test_iterations_are_chosen_on_dev_and_the_test_split_is_scored_once_after_th
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
 
-    from agent.planner import PlannerState
+    from internflow.agent.planner import PlannerState
 
     report, workspace = finished_campaign
     assert report.selected_on == "dev" and report.baseline.split == "dev" and report.baseline.n == 12
@@ -175,9 +175,9 @@ def test_trained_model_folder_loads_with_transformers(finished_campaign) -> None
 
 
 def test_identical_iteration_rerun_is_served_from_cache(finished_campaign) -> None:
-    from flows.iteration import research_iteration
     from internflow.benchmarks import get_benchmark
     from internflow.evaluation.integrity import pin_evaluator
+    from internflow.flows.iteration import research_iteration
     from internflow.models import model_fingerprint
     from internflow.schemas import IterationContext
 
@@ -205,7 +205,7 @@ def test_identical_iteration_rerun_is_served_from_cache(finished_campaign) -> No
 def test_a_money_budget_stops_before_an_iteration_it_cannot_pay_for(
     prefect_harness, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.campaign import campaign
+    from internflow.flows.campaign import campaign
 
     monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")
     config = CampaignConfig(
@@ -247,7 +247,7 @@ async def _newest_artifact(flow_run_id: str, key: str) -> Artifact:
 
 
 def test_the_iteration_trains_on_the_campaign_backend_with_its_benchmark(tmp_path: Path) -> None:
-    from flows.iteration import train_request
+    from internflow.flows.iteration import train_request
     from internflow.schemas import EvalResult, IterationContext, IterationParams, PreparedDataset
     from internflow.workspace import Workspace
 
@@ -271,13 +271,13 @@ def test_the_iteration_trains_on_the_campaign_backend_with_its_benchmark(tmp_pat
 def test_a_screened_iteration_is_scored_on_a_prefix_and_compared_on_the_same_items(
     prefect_harness, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.iteration import research_iteration
-    from flows.ledger import CampaignLedger
     from internflow.evaluation.scoring import on_first_items
+    from internflow.flows.iteration import research_iteration
+    from internflow.flows.ledger import CampaignLedger
     from internflow.recipes import load_recipe
     from internflow.schemas import EvalRequest, IterationContext
+    from internflow.tasks.evaluate import evaluate_model
     from internflow.workspace import Workspace
-    from tasks.evaluate import evaluate_model
 
     monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")
     workspace = Workspace.open(tmp_path / "ws")

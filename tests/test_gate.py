@@ -85,8 +85,8 @@ def _transaction(iteration, data: PreparedDataset, evaluator: str = ""):  # type
     from prefect import flow
     from prefect.transactions import transaction
 
-    from tasks.gate import ContaminationBlocked, publish_gate
-    from tasks.publish import publish_model
+    from internflow.tasks.gate import ContaminationBlocked, publish_gate
+    from internflow.tasks.publish import publish_model
 
     trained, evaluation, diagnosis, context, _ = iteration
 

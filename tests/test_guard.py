@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.guard import DoomLoopGuard, GuardConfig, IterationRecord, allowed_methods, direction, signature
+from internflow.agent.guard import DoomLoopGuard, GuardConfig, IterationRecord, allowed_methods, direction, signature
 from internflow.schemas import IterationParams
 
 BASE = IterationParams(datasets=("arithmetic-direct",), learning_rate=1e-4)

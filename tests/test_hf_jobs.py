@@ -174,7 +174,7 @@ def test_backend_registry_and_settings_errors(monkeypatch: pytest.MonkeyPatch) -
 def test_hourly_price_comes_from_the_hubs_hardware_list(jobs_server: ReplayServer) -> None:
     from huggingface_hub import HfApi
 
-    from agent.budget import estimate_job, hf_jobs_hourly_usd
+    from internflow.agent.budget import estimate_job, hf_jobs_hourly_usd
 
     jobs_server.add_route("/api/jobs/hardware", Recording.from_file("hf_jobs/hardware.json"))
     api = HfApi(endpoint=jobs_server.url, token="hf_test_token")

@@ -14,7 +14,7 @@ from prefect import flow
 from internflow.http import session_for
 from internflow.literature.survey import Services, survey
 from internflow.schemas import LiteratureReport, LiteratureRequest
-from tasks.literature import arxiv_client, search_arxiv, survey_literature
+from internflow.tasks.literature import arxiv_client, search_arxiv, survey_literature
 from tests.replay_server import Recording, ReplayServer, unused_port
 
 QUERY = "supervised fine-tuning small language models arithmetic"

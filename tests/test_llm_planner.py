@@ -11,12 +11,12 @@ import pytest
 from smolagents import ChatMessage, MessageRole, Model
 from smolagents.models import ChatMessageToolCall, ChatMessageToolCallFunction
 
-from agent.backends import LikelihoodScorer, parse_openai_spec
-from agent.guard import signature
-from agent.llm_planner import BundledPlanner, LLMPlanner, SearchSpace, parse_output
-from agent.planner import PlannerState
-from agent.registry import PLANNERS, UnknownPlannerError, get_planner
-from agent.search_policy import SearchPolicy
+from internflow.agent.backends import LikelihoodScorer, parse_openai_spec
+from internflow.agent.guard import signature
+from internflow.agent.llm_planner import BundledPlanner, LLMPlanner, SearchSpace, parse_output
+from internflow.agent.planner import PlannerState
+from internflow.agent.registry import PLANNERS, UnknownPlannerError, get_planner
+from internflow.agent.search_policy import SearchPolicy
 from internflow.schemas import CampaignConfig, FailedIteration, IterationParams, IterationResult
 from tests.test_search_policy import _eval, _result
 
@@ -178,7 +178,7 @@ def scripted_planner(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_a_repeated_failing_proposal_is_rejected_then_forced(prefect_harness, scripted_planner) -> None:
-    from tasks.plan import plan_next_iteration
+    from internflow.tasks.plan import plan_next_iteration
 
     bad = IterationParams(learning_rate=1e-3, max_steps=40)
     failure = FailedIteration(index=1, params=bad, error="RuntimeError: loss is NaN")
@@ -192,7 +192,7 @@ def test_a_repeated_failing_proposal_is_rejected_then_forced(prefect_harness, sc
 
 
 def test_a_rejected_proposal_is_replaced_when_the_planner_changes_its_mind(prefect_harness, scripted_planner) -> None:
-    from tasks.plan import plan_next_iteration
+    from internflow.tasks.plan import plan_next_iteration
 
     bad = IterationParams(learning_rate=1e-3, max_steps=40)
     failure = FailedIteration(index=1, params=bad, error="RuntimeError: loss is NaN")
@@ -214,7 +214,7 @@ def test_plan_task_publishes_the_planner_log(prefect_harness, scripted_planner) 
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.client.schemas.sorting import ArtifactSort
 
-    from tasks.plan import plan_next_iteration
+    from internflow.tasks.plan import plan_next_iteration
 
     scripted_planner([answer({"max_steps": 77, "rationale": "PLAN-LOG-MARKER"})])
     plan_next_iteration(make_state(ONE_RUN, planner="scripted"))
@@ -246,7 +246,7 @@ async def _latest_artifact(key: str) -> str:
 def _bundled_campaign(planner: str, tiny_model: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch):
     import asyncio
 
-    from flows.campaign import campaign
+    from internflow.flows.campaign import campaign
 
     monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")
     config = CampaignConfig(
@@ -303,7 +303,7 @@ def test_openai_compatible_endpoint_over_http_gives_parameters(monkeypatch: pyte
 
 
 def test_a_stall_forces_a_change_of_direction_and_the_next_proposal_passes(prefect_harness, scripted_planner) -> None:
-    from tasks.plan import plan_next_iteration
+    from internflow.tasks.plan import plan_next_iteration
 
     stalled = [
         _result(1, IterationParams(max_steps=40), 0.45),
@@ -319,11 +319,11 @@ def test_a_stall_forces_a_change_of_direction_and_the_next_proposal_passes(prefe
     forced = _result(5, proposal.params, 0.46)
     follow_up = proposal.params.model_copy(update={"max_steps": proposal.params.max_steps + 30})
     scripted_planner([answer({**follow_up.model_dump(mode="json", exclude={"seed"}), "rationale": "follow up"})])
-    from agent.digest import records_from_results
+    from internflow.agent.digest import records_from_results
 
     records = [r.model_copy(update={"guard_action": "force"}) if r.index == 5 else r
                for r in records_from_results([*stalled, forced], [])]  # fmt: skip
-    from agent.guard import DoomLoopGuard
+    from internflow.agent.guard import DoomLoopGuard
 
     assert DoomLoopGuard().review(follow_up, records, baseline=0.3).ok
 
@@ -332,7 +332,7 @@ def test_a_stall_forces_a_change_of_direction_and_the_next_proposal_passes(prefe
 
 
 def test_a_planner_may_set_every_iteration_parameter_but_the_seed_and_nothing_else() -> None:
-    from agent.search_space import PLANNED
+    from internflow.agent.search_space import PLANNED
 
     assert set(PLANNED) == set(IterationParams.model_fields) - {"seed", "min_per_device_train_batch_size"}
     described = SearchSpace(datasets=DATASETS).describe()
@@ -397,7 +397,7 @@ def test_the_bundled_planner_chooses_among_the_search_policys_candidates_screens
 
 def test_plan_task_states_why_the_search_stopped(prefect_harness) -> None:
     from internflow.schemas import NoProposal
-    from tasks.plan import plan_next_iteration
+    from internflow.tasks.plan import plan_next_iteration
 
     # 12-min budget, the last iteration ended 10 s before it: no move fits, not even shortened.
     spent = ONE_RUN[0].model_copy(update={"finished_s": 12 * 60 - 10})
@@ -435,8 +435,8 @@ def test_slots_the_llm_planner_leaves_empty_go_to_the_search_policy() -> None:
 
 def test_a_round_is_planned_without_prefect_and_the_guards_interventions_come_back_as_data(scripted_planner) -> None:
     """agent.round_planner decides; the plan task only reads the history and publishes the artifacts."""
-    from agent.digest import records_from_results
-    from agent.round_planner import propose_round
+    from internflow.agent.digest import records_from_results
+    from internflow.agent.round_planner import propose_round
 
     bad = IterationParams(learning_rate=1e-3, max_steps=40)
     failure = FailedIteration(index=1, params=bad, error="RuntimeError: loss is NaN")
@@ -459,7 +459,7 @@ def test_a_round_is_planned_without_prefect_and_the_guards_interventions_come_ba
 def test_each_proposal_of_a_round_is_reviewed_by_the_guard(prefect_harness, scripted_planner) -> None:
     """A batch that repeats a failed run: that slot is rejected and re-asked (with the round's other
     pick shown as taken), the other slot stands."""
-    from tasks.plan import plan_round
+    from internflow.tasks.plan import plan_round
 
     bad = IterationParams(learning_rate=1e-3, max_steps=40)
     failure = FailedIteration(index=1, params=bad, error="RuntimeError: loss is NaN")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.llm_planner import LLMPlanner
-from agent.mcp_tools import load_mcp_config, open_mcp_tools
+from internflow.agent.llm_planner import LLMPlanner
+from internflow.agent.mcp_tools import load_mcp_config, open_mcp_tools
 from tests.test_llm_planner import ONE_RUN, ScriptedModel, answer, call, make_state
 
 SERVER = Path(__file__).with_name("mcp_stdio_server.py")

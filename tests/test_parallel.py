@@ -46,7 +46,7 @@ def _set_gpu_limit(slots: int) -> None:
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
     from prefect.exceptions import ObjectNotFound
 
-    from tasks.train import GPU_LIMIT
+    from internflow.tasks.train import GPU_LIMIT
 
     with get_client(sync_client=True) as client:
         try:
@@ -58,7 +58,7 @@ def _set_gpu_limit(slots: int) -> None:
 
 def _campaign(env: dict[str, str], tiny_model: Path, workspace: Path, gpu_slots: int) -> CampaignReport:
     """The campaign flow in this process, its round's iterations on the pool's workers."""
-    from flows.campaign import campaign
+    from internflow.flows.campaign import campaign
 
     config = CampaignConfig(
         model=str(tiny_model),
@@ -137,7 +137,7 @@ def test_the_parallel_round_equals_its_iterations_run_one_by_one(
 ) -> None:
     from prefect.client.orchestration import get_client
 
-    from flows.iteration import research_iteration
+    from internflow.flows.iteration import research_iteration
 
     with using_api(pool_with_two_workers):
         for parallel in two_gpus.iterations:
@@ -165,8 +165,8 @@ def test_with_one_gpu_slot_the_train_stages_take_turns(
 def test_without_a_pool_a_round_runs_as_sub_flows_of_the_campaign_at_the_same_time(
     prefect_harness, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.digest import read_iteration_records
-    from flows.campaign import campaign
+    from internflow.agent.digest import read_iteration_records
+    from internflow.flows.campaign import campaign
 
     monkeypatch.setenv("INTERNFLOW_OFFLINE", "1")
     config = CampaignConfig(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from agent.digest import records_from_results
+from internflow.agent.digest import records_from_results
 from internflow.narration import params_summary
 from internflow.schemas import IterationParams, Proposal
-from tasks.plan import planner_log_markdown
+from internflow.tasks.plan import planner_log_markdown
 from tests.sample_report import sample_report
 from tests.test_markdown import rendered_cells
 
@@ -36,7 +36,7 @@ def test_a_proposal_refused_by_the_budget_is_marked_not_run(prefect_harness) -> 
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
     from prefect.logging.handlers import APILogHandler
 
-    from tasks.plan import withdraw_proposal
+    from internflow.tasks.plan import withdraw_proposal
 
     @flow
     def refused() -> str:

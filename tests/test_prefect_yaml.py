@@ -35,7 +35,7 @@ def test_a_deployment_for_each_work_pool_type_and_the_gpu_limit_is_documented() 
     assert {"internflow-process", "internflow-docker", "internflow-kubernetes"} <= pools
     for kind in ("process", "docker", "kubernetes"):
         assert f"--type {kind}" in text
-    from tasks.train import GPU_LIMIT
+    from internflow.tasks.train import GPU_LIMIT
 
     assert f"prefect gcl create {GPU_LIMIT} --limit 1" in text
 
@@ -86,7 +86,7 @@ def test_served_deployments_are_prefect_yamls_on_the_process_pool() -> None:
     """`python -m deployments.serve` runs prefect.yaml's deployments as declared there (one source)."""
     from prefect.client.schemas.objects import ConcurrencyLimitStrategy
 
-    from deployments.serve import SERVED_POOL, runner_deployments
+    from internflow.deployments.serve import SERVED_POOL, runner_deployments
 
     declared = {name: d for name, d in _deployments().items() if d["work_pool"]["name"] == SERVED_POOL}
     served = {d.name: d for d in runner_deployments()}

@@ -20,7 +20,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def campaign_with_secrets(prefect_harness, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     from prefect.blocks.system import Secret
 
-    from flows.campaign import campaign
+    from internflow.flows.campaign import campaign
     from internflow.secrets import SECRET_BLOCKS
 
     workspace = tmp_path_factory.mktemp("publish")
@@ -234,7 +234,7 @@ def test_push_to_hub_uploads_the_best_model_folder_with_its_card(campaign_with_s
 
     from huggingface_hub import HfApi
 
-    from tasks.publish import push_model
+    from internflow.tasks.publish import push_model
     from tests.replay_server import Recording, ReplayServer
 
     report = _report(campaign_with_secrets)

@@ -32,8 +32,8 @@ def gsm_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _run(args: list[str], workspace: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("INTERNFLOW_OFFLINE", "HF_HUB_OFFLINE")}
     env |= NO_LITERATURE | {"PYTHONPATH": str(ROOT)} | (extra_env or {})
-    command = [sys.executable, "-m", "deployments.cli", "run", "--workspace", str(workspace), "--planner", "search",
-               "--time-budget-minutes", "30", *args]  # fmt: skip
+    command = [sys.executable, "-m", "internflow.deployments.cli", "run", "--workspace", str(workspace),
+               "--planner", "search", "--time-budget-minutes", "30", *args]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=1500, cwd=ROOT)
 
 

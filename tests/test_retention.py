@@ -41,7 +41,7 @@ builtins.open = _open_on_a_full_disk
 def test_retention_keeps_the_best_and_last_models_and_the_campaign_stops_before_the_disk_runs_out(
     prefect_harness, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.campaign import campaign
+    from internflow.flows.campaign import campaign
 
     workspace = tmp_path / "ws"
     real_disk_usage = shutil.disk_usage
@@ -84,9 +84,9 @@ def test_a_disk_that_fills_while_training_fails_the_iteration_and_stops_the_camp
     env = os.environ | {"INTERNFLOW_OFFLINE": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(hook)])}
     env.pop("PREFECT_API_URL", None)
     command = [
-        sys.executable, "-m", "deployments.cli", "run", "--model", str(tiny_model), "--workspace", str(workspace),
-        "--recipe", "sft/smoke", "--planner", "search", "--eval-backend", "transformers", "--max-iterations", "3",
-        "--eval-limit", "8",
+        sys.executable, "-m", "internflow.deployments.cli", "run", "--model", str(tiny_model),
+        "--workspace", str(workspace), "--recipe", "sft/smoke", "--planner", "search",
+        "--eval-backend", "transformers", "--max-iterations", "3", "--eval-limit", "8",
     ]  # fmt: skip
     # INTERNFLOW_CHECKPOINT_MINUTES: the smoke recipe's 8 steps end in a checkpoint whatever the cadence.
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=1200, check=False)
@@ -120,9 +120,9 @@ def test_a_real_disk_filled_by_another_process_mid_training_ends_the_campaign_cl
         env = os.environ | {"INTERNFLOW_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
         env.pop("PREFECT_API_URL", None)
         command = [
-            sys.executable, "-m", "deployments.cli", "run", "--model", str(tiny_model), "--workspace", str(workspace),
-            "--recipe", "sft/smoke", "--planner", "search", "--eval-backend", "transformers", "--max-iterations", "3",
-            "--eval-limit", "8",
+            sys.executable, "-m", "internflow.deployments.cli", "run", "--model", str(tiny_model),
+            "--workspace", str(workspace), "--recipe", "sft/smoke", "--planner", "search",
+            "--eval-backend", "transformers", "--max-iterations", "3", "--eval-limit", "8",
         ]  # fmt: skip
         log = tmp_path / "campaign.log"
         campaign = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT)

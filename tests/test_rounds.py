@@ -27,8 +27,8 @@ def _round(*steps: int) -> list[Proposal]:
 def test_a_round_that_does_not_fit_the_budget_is_cut_from_its_end(prefect_harness) -> None:
     from prefect import flow
 
-    from agent.budget import round_estimate_s, stop_reason
-    from flows.campaign import _fit_budget
+    from internflow.agent.budget import round_estimate_s, stop_reason
+    from internflow.flows.campaign import _fit_budget
     from tests.test_budget import _result
 
     history = [_result(BASE, wall_s=60.0)]  # 40 steps: 60 s
@@ -60,7 +60,7 @@ def test_a_round_is_approved_once_on_the_sum_of_its_iterations(prefect_harness) 
     pause for the round, and its unanswered default (reject) applies to all of it."""
     from prefect import flow
 
-    from agent.approval import request_round_approval
+    from internflow.agent.approval import request_round_approval
 
     config = CampaignConfig(approval_gpu_hours=0.75, approval_timeout_s=2, approval_default="reject")
 
@@ -76,7 +76,7 @@ def test_a_round_is_approved_once_on_the_sum_of_its_iterations(prefect_harness) 
 def test_a_crashed_iteration_run_is_recorded_as_failed_with_its_message() -> None:
     from prefect.states import Crashed
 
-    from flows.ledger import CampaignLedger
+    from internflow.flows.ledger import CampaignLedger
 
     ledger = CampaignLedger(CampaignConfig(), "ws", "base", "fp", _baseline())
     crashed = Crashed(message="the worker's process was killed (SIGKILL)")

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from agent.planner import PlannerState
-from agent.registry import UnknownPlannerError, get_planner
-from agent.search_policy import MOVES, SearchPolicy, signature
+from internflow.agent.planner import PlannerState
+from internflow.agent.registry import UnknownPlannerError, get_planner
+from internflow.agent.search_policy import MOVES, SearchPolicy, signature
 from internflow.recipes import load_recipe
 from internflow.schemas import (
     CampaignConfig,
@@ -146,7 +146,7 @@ def test_the_guard_and_the_search_policy_agree_on_what_the_same_proposal_is() ->
     """Regression: the policy's own signature (every field but the seed, exactly) called a proposal
     new that the guard's called a repeat (the same mix listed in another order, an unused LoRA
     rank), so the policy proposed runs the guard then turned down."""
-    from agent import guard, search_policy
+    from internflow.agent import guard, search_policy
 
     mixed = _recipe().model_copy(update={"datasets": DATASETS, "lora_r": 64})
     reordered = _recipe().model_copy(update={"datasets": DATASETS[::-1]})
@@ -190,7 +190,7 @@ def test_proposals_stay_inside_the_parameter_bounds_after_many_improvements() ->
 
 
 def test_data_moves_only_pick_datasets_that_can_train_the_method() -> None:
-    from agent.moves import _add_dataset, _switch_method
+    from internflow.agent.moves import _add_dataset, _switch_method
 
     state = _state().model_copy(
         update={
@@ -249,8 +249,8 @@ def _full_candidates(state: PlannerState) -> list[IterationParams]:
 
 
 def test_every_move_of_the_search_policy_is_one_the_llm_planner_can_make() -> None:
-    from agent.llm_planner import anchor_params
-    from agent.search_space import PlannerOutput, SearchSpace
+    from internflow.agent.llm_planner import anchor_params
+    from internflow.agent.search_space import PlannerOutput, SearchSpace
 
     state = _campaign([_result(1, _recipe().model_copy(update={"use_lora": True}), 0.6)])
     anchor, space = anchor_params(state), SearchSpace.for_state(state)
@@ -337,8 +337,8 @@ def test_after_a_round_of_screens_the_best_screen_is_promoted_to_a_full_run() ->
 
 
 def test_a_promotion_after_a_stalled_round_passes_the_guard() -> None:
-    from agent.digest import records_from_results
-    from agent.guard import DoomLoopGuard
+    from internflow.agent.digest import records_from_results
+    from internflow.agent.guard import DoomLoopGuard
 
     policy, history = SearchPolicy(), [_timed(_result(1, _recipe(), 0.6), 70)]
     for index in (2, 3, 4):
@@ -399,7 +399,7 @@ def test_the_policy_never_stops_while_a_move_is_untried_and_then_says_why() -> N
 
 
 def test_a_move_the_guard_turned_down_is_not_proposed_again() -> None:
-    from agent.guard import signature as guard_signature
+    from internflow.agent.guard import signature as guard_signature
 
     state = _state([_result(1, _recipe(), 0.6)])
     first = SearchPolicy().propose(state)
@@ -431,7 +431,7 @@ def test_a_round_never_outruns_the_iteration_budget() -> None:
 
 
 def test_screens_picked_for_one_round_count_towards_its_screen_width() -> None:
-    from agent.search_policy import SCREEN_WIDTH
+    from internflow.agent.search_policy import SCREEN_WIDTH
 
     history = [_result(1, _recipe(), 0.5)]
     narrow = _with(_state(history), max_iterations=20)
@@ -443,7 +443,7 @@ def test_screens_picked_for_one_round_count_towards_its_screen_width() -> None:
 def test_a_round_wider_than_the_screen_width_screens_every_slot() -> None:
     """Regression: the fourth slot of a 5-GPU round was a full run, which closed the screen round before
     its three screens were measured, so none of them could ever be promoted."""
-    from agent.search_policy import SCREEN_WIDTH
+    from internflow.agent.search_policy import SCREEN_WIDTH
 
     state = _with(_state([_result(1, _recipe(), 0.5)]), max_iterations=20, parallel_iterations=SCREEN_WIDTH + 2)
     round_ = SearchPolicy().propose_batch(state, SCREEN_WIDTH + 2)

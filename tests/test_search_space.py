@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.search_space import NOT_PLANNED, PLANNED, SearchSpace, _choices, _schema_range
+from internflow.agent.search_space import NOT_PLANNED, PLANNED, SearchSpace, _choices, _schema_range
 from internflow.schemas import IterationParams
 
 # Planned fields whose values come from the campaign (its vetted datasets, the registered rewards)

@@ -11,10 +11,10 @@ from prefect import flow
 from internflow.data.prepare import DatasetRequest
 from internflow.models import DEFAULT_MODEL, model_fingerprint, resolve_model
 from internflow.schemas import EvalRequest, EvalResult, IterationParams, TrainRequest, TrainResult
+from internflow.tasks.dataset import prepare_dataset
+from internflow.tasks.evaluate import evaluate_model
+from internflow.tasks.train import train_model
 from internflow.workspace import Workspace
-from tasks.dataset import prepare_dataset
-from tasks.evaluate import evaluate_model
-from tasks.train import train_model
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pytest
 from prefect import flow
 
 from internflow.schemas import IterationParams, PreparedDataset, TrainRequest, TrainResult
-from tasks.train import TrainingFailed, train_model
+from internflow.tasks.train import TrainingFailed, train_model
 
 
 def _data(tmp_path: Path, rows: int = 64) -> PreparedDataset:
@@ -87,7 +87,7 @@ def test_training_holds_a_slot_of_the_gpu_concurrency_limit(prefect_harness, tin
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
-    from tasks.train import GPU_LIMIT
+    from internflow.tasks.train import GPU_LIMIT
 
     with get_client(sync_client=True) as client:
         client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GPU_LIMIT, limit=1))
@@ -150,7 +150,7 @@ def test_without_a_gpu_limit_training_says_so_once_instead_of_warning_each_time(
     from prefect.client.orchestration import get_client
     from prefect.logging.handlers import APILogHandler
 
-    from tasks.train import _gpu_slot, _say_unthrottled
+    from internflow.tasks.train import _gpu_slot, _say_unthrottled
 
     _say_unthrottled.cache_clear()
 

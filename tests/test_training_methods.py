@@ -122,7 +122,8 @@ def test_cli_runs_a_recipe_directly(tiny_model: Path, tmp_path: Path) -> None:
     from tests.training_data import method_data
 
     data = method_data(tmp_path / "data", "dpo")
-    command = [sys.executable, "-m", "deployments.cli", "train", "--recipe", "dpo/smoke", "--data", data.path]
+    command = [sys.executable, "-m", "internflow.deployments.cli", "train", "--recipe", "dpo/smoke"]
+    command += ["--data", data.path]
     command += ["--model", str(tiny_model), "--workspace", str(tmp_path / "ws"), "--max-steps", "2"]
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run(command, capture_output=True, text=True, cwd=root, check=False)

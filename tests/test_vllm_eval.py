@@ -17,7 +17,7 @@ from prefect import flow
 
 from internflow.evaluation.server import EvalServerError, ServerSettings, VLLMServer
 from internflow.schemas import EvalRequest, EvalResult, ServedModel
-from tasks.evaluate import evaluate_model
+from internflow.tasks.evaluate import evaluate_model
 
 pytestmark = pytest.mark.slow
 
