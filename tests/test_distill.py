@@ -188,7 +188,9 @@ def taught_model(untied_model: Path, tmp_path_factory: pytest.TempPathFactory) -
     model = AutoModelForCausalLM.from_pretrained(folder)
     answer = tokenizer(ANSWER + "<|im_end|>", add_special_tokens=False)["input_ids"]
     rows = []
-    for question in ["3 + 4 =", "What is 3 + 4?", "5 + 2 =", "1 + 6 =", "12 + 9 ="]:
+    # Phrasings of every test that samples from it: how robustly a few steps teach the answer's end
+    # (<|im_end|>) to unseen phrasings depends on the tokenizer, which is trained on the bundled data.
+    for question in ["3 + 4 =", "What is 3 + 4?", "5 + 2 =", "1 + 6 =", "12 + 9 =", "Please add 3 and 4."]:
         chat = [{"role": "user", "content": question}]
         prompt = tokenizer(tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True),
                            add_special_tokens=False)["input_ids"]  # fmt: skip
