@@ -73,6 +73,7 @@ def iteration_inputs(args: argparse.Namespace, workspace: Workspace):  # -> (Ite
         unparseable=0,
         samples_path="",
         runtime_s=0.0,
+        split="dev",  # iterations are scored on dev; a test score must never reach the planner
     )
     context = IterationContext(
         index=1,
