@@ -1,6 +1,6 @@
 """Serve the campaign, iteration and automation flows as deployments from this process, no work pool needed:
 
-    python -m deployments.serve      # then trigger from the Prefect UI or `prefect deployment run`
+    python -m internflow.deployments.serve      # then trigger from the Prefect UI or `prefect deployment run`
 
 `prefect.yaml` is the one definition: every deployment it declares on the `internflow-process`
 pool is served as declared there — name, flow (entrypoint), description, parameters, schedules

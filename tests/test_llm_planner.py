@@ -434,7 +434,7 @@ def test_slots_the_llm_planner_leaves_empty_go_to_the_search_policy() -> None:
 
 
 def test_a_round_is_planned_without_prefect_and_the_guards_interventions_come_back_as_data(scripted_planner) -> None:
-    """agent.round_planner decides; the plan task only reads the history and publishes the artifacts."""
+    """internflow.agent.round_planner decides; the plan task only reads the history and publishes the artifacts."""
     from internflow.agent.digest import records_from_results
     from internflow.agent.round_planner import propose_round
 

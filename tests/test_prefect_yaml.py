@@ -83,7 +83,7 @@ def test_automations_parse_as_prefect_deployment_triggers() -> None:
 
 
 def test_served_deployments_are_prefect_yamls_on_the_process_pool() -> None:
-    """`python -m deployments.serve` runs prefect.yaml's deployments as declared there (one source)."""
+    """`python -m internflow.deployments.serve` runs prefect.yaml's deployments as declared there (one source)."""
     from prefect.client.schemas.objects import ConcurrencyLimitStrategy
 
     from internflow.deployments.serve import SERVED_POOL, runner_deployments
