@@ -5,11 +5,13 @@ the result that becomes the campaign's final state message in the Prefect UI.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from internflow.schemas import CampaignReport, EvalResult, FailedIteration, IterationParams, IterationResult, Proposal
 
 __all__ = [
+    "run_logger",
     "baseline_line",
     "scored_on_test_line",
     "iteration_line",
@@ -123,3 +125,15 @@ def result_line(report: CampaignReport) -> str:
         test = f"; test: {report.test_baseline.accuracy:.1%} → {result.accuracy:.1%} (n={result.n})"
         test += " (optimistic: chosen on test)" if report.optimistic else ""
     return f"{outcome} on {split}. {runs}; stopped: {report.stop_reason}{test}"
+
+
+def run_logger(fallback: logging.Logger) -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run's logger inside a flow or task run (so a line shows in the run's log in the
+    UI), else `fallback` (a library call outside any run)."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return fallback

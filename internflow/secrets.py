@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from internflow.narration import run_logger
+
 __all__ = ["SECRET_BLOCKS", "read_secret_block", "secrets_from_blocks"]
 
 SECRET_BLOCKS = {"HF_TOKEN": "internflow-hf-token", "INTERNFLOW_PLANNER_API_KEY": "internflow-planner-api-key"}
@@ -42,17 +44,6 @@ def read_secret_block(name: str) -> str | None:
     return str(value) if value else None
 
 
-def _log() -> Any:
-    """The run's logger inside a flow or task run (so the line shows in Prefect), else this module's."""
-    from prefect.exceptions import MissingContextError
-    from prefect.logging import get_run_logger
-
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logger
-
-
 @contextmanager
 def secrets_from_blocks() -> Iterator[tuple[str, ...]]:
     """Fill each unset variable of SECRET_BLOCKS from its block for the duration; yields the names
@@ -66,7 +57,7 @@ def secrets_from_blocks() -> Iterator[tuple[str, ...]]:
             os.environ[variable] = value
             filled.append(variable)
     if filled:
-        _log().info("tokens from Prefect Secret blocks: %s", ", ".join(filled))  # names, never values
+        run_logger(logger).info("tokens from Prefect Secret blocks: %s", ", ".join(filled))  # names, never values
     try:
         yield tuple(filled)
     finally:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from internflow.diagnostics import Evidence, load_samples, run_detectors, verdict_of
 from internflow.diagnostics.trackio_metrics import read_run_metrics
+from internflow.narration import run_logger
 from internflow.schemas import Diagnosis, EvalResult, Finding, TrainResult
 
 __all__ = ["DiagnoseRequest", "diagnosis_markdown", "gather_evidence", "run_diagnosis"]
@@ -50,7 +50,7 @@ def gather_evidence(request: DiagnoseRequest) -> Evidence:
     samples_file = Path(evaluation.samples_path)
     if not samples_file.is_file():
         # e.g. an evaluation made on another machine: the detectors fall back to its counts.
-        _log().warning("diagnose: no samples file at %s; using the evaluation's counts", samples_file)
+        run_logger(logger).warning("diagnose: no samples file at %s; using the evaluation's counts", samples_file)
     return Evidence(
         train=train,
         metrics=metrics,
@@ -92,14 +92,3 @@ def _line(finding: Finding) -> str:
     return (
         f"- **{finding.kind}** ({finding.severity}, {finding.detector}): {finding.message}{hint}{direction}{evidence}"
     )
-
-
-def _log() -> Any:
-    """The run's logger inside a flow or task run (so the line shows in Prefect), else this module's."""
-    from prefect.exceptions import MissingContextError
-    from prefect.logging import get_run_logger
-
-    try:
-        return get_run_logger()
-    except MissingContextError:  # called outside a flow or task run
-        return logger
