@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from internflow.agent.budget import estimate_iteration_seconds
 from internflow.agent.guard import signature
-from internflow.agent.moves import MOVES, REACTIONS, improved_best
+from internflow.agent.moves import MOVES, REACTIONS, improved_best, unseen_rows
 from internflow.agent.planner import PlannerState
 from internflow.agent.search_space import SearchSpace
 from internflow.recipes import load_recipe
@@ -171,7 +171,7 @@ class _Search:
     def add(
         self, found: dict[str, Proposal], params: IterationParams | None, anchor: IterationParams, why: str
     ) -> None:
-        params = _within_bounds(params)
+        params = _within_bounds(params and unseen_rows(params, self.state))
         if params is None:
             return
         key = signature(params)  # the guard's identity: a move it would call a repeat is no new move

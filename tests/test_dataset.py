@@ -120,6 +120,27 @@ def _prepare_three(root: Path) -> list[PreparedDataset]:
     ]
 
 
+@flow
+def _prepare_shards(root: Path, shards: tuple[int, ...]) -> list[PreparedDataset]:
+    workspace = Workspace.open(root)
+    return [
+        prepare_dataset(_request(("arithmetic-direct", "arithmetic-worked"), 40, workspace, shard=shard))
+        for shard in shards
+    ]
+
+
+def test_a_continuation_retrained_the_rows_its_starting_model_had_seen(prefect_harness, tmp_path, monkeypatch) -> None:
+    # Continuing the best model drew the same rows (same seed) the best model was trained on: a
+    # second epoch, not more data.  Shards of one seed are disjoint until the data runs out.
+    monkeypatch.delenv("INTERNFLOW_CATALOG", raising=False)
+    shards = _prepare_shards(tmp_path, (0, 1, 2, 0))
+    prompts = [{json.dumps(row["prompt"]) for row in _rows(prepared)} for prepared in shards]
+    assert all(len(p) == 40 for p in prompts)
+    assert not prompts[0] & prompts[1] and not prompts[1] & prompts[2] and not prompts[0] & prompts[2]
+    assert prompts[3] == prompts[0] and shards[3].fingerprint == shards[0].fingerprint
+    assert [(s.name, s.rows_used) for s in shards[1].sources] == [("arithmetic-direct", 20), ("arithmetic-worked", 20)]
+
+
 def test_same_inputs_give_the_same_fingerprint(prefect_harness, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("INTERNFLOW_CATALOG", raising=False)
     first, again, other_seed = _prepare_three(tmp_path)

@@ -29,9 +29,9 @@ DIRECTION = {"divergence": "lower_lr", "nan_loss": "lower_lr", "no_learning": "r
 DATASETS = ("arithmetic-direct", "arithmetic-worked")
 
 
-def _eval(accuracy: float) -> EvalResult:
+def _eval(accuracy: float, n: int = 200) -> EvalResult:
     return EvalResult(
-        label="eval", benchmark="arithmetic", accuracy=accuracy, n=200, n_correct=round(accuracy * 200),
+        label="eval", benchmark="arithmetic", accuracy=accuracy, n=n, n_correct=round(accuracy * n),
         ci_low=0.0, ci_high=1.0, unparseable=0, samples_path="samples.jsonl", runtime_s=1.0, split="dev",
     )  # fmt: skip
 
@@ -49,7 +49,7 @@ def _result(index: int, params: IterationParams, accuracy: float = BASELINE, *ki
         data=PreparedDataset(path="train.jsonl", rows=8, sources=(), fingerprint="f"),
         train=TrainResult(model_path=f"model-{index}", steps=params.max_steps, losses=(), final_loss=None,
                           runtime_s=60.0, trackio_project="p", trackio_run=f"run-{index}", checkpoint_dir="c"),
-        evaluation=_eval(accuracy),
+        evaluation=_eval(accuracy, round(200 * params.eval_fraction)),  # a screen is scored on fewer items
         diagnosis=Diagnosis(verdict=verdict, gain_vs_baseline=accuracy - BASELINE, gain_vs_best=None,
                             findings=findings),
         wall_s=60.0,
@@ -120,6 +120,25 @@ def test_continuing_the_best_model_is_proposed_only_after_beating_the_baseline()
     assert flat is not None and flat.params.init_from == "base"
     better = SearchPolicy().propose(_state([_result(1, _recipe(), 0.6)]))
     assert better is not None and better.params.init_from == "best"
+
+
+def test_a_continuation_of_a_continuation_was_no_new_proposal() -> None:
+    # Continuing the best model trained on the rows it had seen, and once the best model was itself
+    # a continuation the same move had the same parameters: the chain stopped after one link.
+    first = _result(1, _recipe(), 0.5)
+    second = _result(2, _recipe().model_copy(update={"init_from": "best", "data_shard": 1}), 0.6)
+    proposal = SearchPolicy().propose(_state([first, second]))
+    assert proposal is not None
+    assert (proposal.params.init_from, proposal.params.data_shard) == ("best", 2)
+    assert proposal.rationale.startswith("continue training the best model on rows it has not seen")
+
+
+def test_a_reaction_on_a_continuation_retrained_the_rows_the_best_model_had_seen() -> None:
+    continued = _recipe().model_copy(update={"init_from": "best", "data_shard": 1})
+    history = [_result(1, _recipe(), 0.5), _result(2, continued, 0.6, "divergence")]
+    proposal = SearchPolicy().propose(_state(history))
+    assert proposal is not None and proposal.rationale.startswith("lower the learning rate after divergence")
+    assert (proposal.params.init_from, proposal.params.data_shard) == ("best", 2)
 
 
 def test_a_failed_first_iteration_is_not_proposed_again() -> None:
@@ -308,7 +327,7 @@ def test_with_room_for_a_round_moves_are_screened_first() -> None:
 
     assert proposal is not None and proposal.params.screened
     assert (proposal.params.train_fraction, proposal.params.eval_fraction) == (0.25, 0.5)
-    assert proposal.params.in_full() == _recipe().model_copy(update={"init_from": "best"})
+    assert proposal.params.in_full() == _recipe().model_copy(update={"init_from": "best", "data_shard": 1})
     assert proposal.rationale.startswith("screen: continue training the best model")
 
 

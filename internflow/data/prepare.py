@@ -26,6 +26,7 @@ class DatasetRequest(BaseModel):
     )
     max_train_samples: int = Field(description="Rows in the mix.")
     seed: int
+    shard: int = Field(0, ge=0, description="Which slice of each dataset's seeded shuffle is drawn.")
     benchmark: str = Field(description="The target: its test (and dev) prompts are the decontamination gate.")
     workspace: Workspace
     method: str = "sft"
@@ -54,6 +55,7 @@ class DatasetRequest(BaseModel):
             datasets=params.datasets,
             max_train_samples=params.max_train_samples,
             seed=params.seed,
+            shard=params.data_shard,
             benchmark=benchmark,
             workspace=workspace,
             method=params.method,
@@ -80,6 +82,7 @@ def prepare(request: DatasetRequest) -> PreparedDataset:
         method=request.method,
         max_train_samples=request.max_train_samples,
         seed=request.seed,
+        shard=request.shard,
         weights=request.weights,
         quality=request.quality,
         decontamination=request.decontamination,

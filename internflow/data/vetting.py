@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from internflow.benchmarks import Benchmark
 from internflow.catalog import CorruptDatasetError, get_entry, read_rows
@@ -317,6 +317,21 @@ def mix_shares(total: int, weights: tuple[float, ...], available: list[int]) -> 
     return [min(share, have) for share, have in zip(shares, available, strict=True)]
 
 
+T = TypeVar("T")
+
+
+def draw_shard(rows: list[T], size: int, shard: int, rng: random.Random) -> list[T]:
+    """`size` rows of `rows`: slice `shard` of one seeded shuffle of them, wrapping round at the end.
+    The shuffle depends only on `rng`'s state and the rows, so shards 0, 1, ... of one seed are
+    disjoint until the rows run out: a continuation on the next shard sees rows the model it starts
+    from was not trained on."""
+    if not rows or size <= 0:
+        return []
+    order = rng.sample(rows, len(rows))
+    start = shard * size
+    return [order[(start + i) % len(order)] for i in range(size)]
+
+
 def prepare_training_data(
     sources: list[DataSource],
     benchmark: Benchmark,
@@ -326,6 +341,7 @@ def prepare_training_data(
     method: str,
     max_train_samples: int,
     seed: int,
+    shard: int = 0,
     weights: tuple[float, ...] = (),
     quality: QualityConfig | None = None,
     decontamination: DecontaminationConfig | None = None,
@@ -337,7 +353,8 @@ def prepare_training_data(
     so the gate never shrinks the training set), convert them to the method's TRL format and
     write `train-<fingerprint>.jsonl` and the quarantined rows with their reasons to `data_dir`.
     `model` and `max_length`: every row is measured in that model's tokens with its chat template
-    and quarantined as `too_long` over `max_length` (what the trainer would drop or truncate)."""
+    and quarantined as `too_long` over `max_length` (what the trainer would drop or truncate).
+    `shard`: which slice of each source's seeded shuffle is drawn (`draw_shard`)."""
     if method not in METHOD_FORMATS:
         raise ValueError(f"method: unknown method {method!r}; known: {', '.join(METHOD_FORMATS)}")
     if weights and len(weights) != len(sources):
@@ -364,7 +381,7 @@ def prepare_training_data(
     mixed: list[dict[str, Any]] = []
     used: list[DatasetSource] = []
     for c, share in zip(checked, shares, strict=True):
-        chosen = rng.sample(c.kept, share)
+        chosen = draw_shard(c.kept, share, shard, rng)
         mixed.extend(to_trl(example, method, c.source.path) for example in chosen)
         used.append(c.source.model_copy(update={"rows_used": len(chosen)}))
     rng.shuffle(mixed)  # one dataset cannot crowd the start of training

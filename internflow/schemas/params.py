@@ -56,6 +56,12 @@ class IterationParams(Frozen):
     max_train_samples: Annotated[int, Planned((16, 50_000))] = Field(
         480, ge=8, le=1_000_000, description="Rows kept after mixing."
     )
+    data_shard: Annotated[int, Planned((0, 1000))] = Field(
+        0,
+        ge=0,
+        description="Which slice of each dataset's seeded shuffle is drawn: 0 the first rows, 1 the next as many "
+        "(wrapping round), so a run continuing the best model trains on rows that model has not seen.",
+    )
     learning_rate: Annotated[float, Planned((1e-6, 1e-3))] = Field(
         1e-4, ge=1e-7, le=1e-2, description="Peak learning rate."
     )

@@ -53,6 +53,7 @@ NOT_TRL_ARGUMENTS: dict[str, str] = {
     "datasets": "the dataset stage mixes them into the training file",
     "dataset_weights": "the dataset stage's mixing shares",
     "max_train_samples": "the dataset stage's row count",
+    "data_shard": "the dataset stage's slice of each shuffled dataset",
     "train_fraction": "scales max_steps and warmup_steps (IterationParams.trained_steps)",
     "eval_fraction": "the evaluate stage's share of the eval subset",
     "self_distill_k": "the self-distillation stage (tasks/distill.py)",
