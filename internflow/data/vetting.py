@@ -321,15 +321,19 @@ T = TypeVar("T")
 
 
 def draw_shard(rows: list[T], size: int, shard: int, rng: random.Random) -> list[T]:
-    """`size` rows of `rows`: slice `shard` of one seeded shuffle of them, wrapping round at the end.
-    The shuffle depends only on `rng`'s state and the rows, so shards 0, 1, ... of one seed are
-    disjoint until the rows run out: a continuation on the next shard sees rows the model it starts
-    from was not trained on."""
-    if not rows or size <= 0:
-        return []
-    order = rng.sample(rows, len(rows))
-    start = shard * size
-    return [order[(start + i) % len(order)] for i in range(size)]
+    """`size` rows of `rows` for slice `shard`, advancing `rng` alike for every shard.  Shard 0 is
+    `rng.sample(rows, size)`, the draw every run made before shards existed; shard k > 0 is the k-th
+    slice of a shuffle (seeded by `rng`'s state) of the rows shard 0 left, wrapping round at its end.
+    So shards 0, 1, ... of one seed are disjoint until the rows run out, and a continuation on the
+    next shard sees rows the model it starts from was not trained on."""
+    picked = rng.sample(range(len(rows)), size)  # the same draws as rng.sample(rows, size)
+    left = sorted(set(range(len(rows))) - set(picked))
+    if shard and left:
+        state = hashlib.sha256(repr(rng.getstate()).encode()).hexdigest()
+        random.Random(state).shuffle(left)
+        start = (shard - 1) * size
+        picked = [left[(start + i) % len(left)] for i in range(size)]
+    return [rows[i] for i in picked]
 
 
 def prepare_training_data(
