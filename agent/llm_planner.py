@@ -22,7 +22,7 @@ import yaml
 from pydantic import ValidationError
 
 from internflow.agent.guard import signature
-from internflow.agent.moves import MOVES
+from internflow.agent.moves import MOVES, unseen_rows
 from internflow.agent.planner import Planner, PlannerState
 from internflow.agent.search_policy import SearchPolicy
 from internflow.agent.search_space import PlannerOutput, PlannerOutputError, SearchSpace
@@ -86,6 +86,13 @@ def parse_batch(answer: object) -> list[PlannerOutput]:
     if not items:
         raise PlannerOutputError("the batch is empty")
     return [parse_output(item) for item in items]
+
+
+def _params(space: SearchSpace, state: PlannerState, output: PlannerOutput) -> IterationParams:
+    """The answer on the anchor; continuing the best model draws rows it has not seen unless the
+    answer chose the shard itself (`agent.moves.unseen_rows`, as every search-policy move does)."""
+    params = space.apply(anchor_params(state), output)
+    return params if "data_shard" in output.changes() else unseen_rows(params, state)
 
 
 def anchor_params(state: PlannerState) -> IterationParams:
@@ -220,7 +227,7 @@ class LLMPlanner:
                 outputs = parse_batch(agent.run(request, reset=attempt == 0))
                 chosen: list[Proposal] = []
                 for output in outputs:
-                    params = space.apply(anchor_params(state), output)
+                    params = _params(space, state, output)
                     if signature(params) not in taken and len(chosen) < size:
                         taken.add(signature(params))
                         chosen.append(
@@ -240,7 +247,7 @@ class LLMPlanner:
             try:
                 answer = agent.run(request, reset=attempt == 0)
                 output = parse_output(answer)
-                params = space.apply(anchor_params(state), output)
+                params = _params(space, state, output)
                 return Proposal(
                     params=params, rationale=output.rationale, evidence=tuple(output.evidence), source=self.name
                 )

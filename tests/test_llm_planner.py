@@ -81,6 +81,17 @@ def test_valid_proposal_becomes_validated_parameters_with_rationale_and_evidence
     assert "DIGEST-MARKER" in model.prompts[0] and "learning_rate: 1e-06 to 0.001" in model.prompts[0]
 
 
+def test_an_llm_continuation_retrained_the_rows_the_best_model_had_seen() -> None:
+    # Iteration 1 beat the baseline; "continue from it" kept its shard, a second epoch over its rows.
+    state = make_state(ONE_RUN)
+    model = ScriptedModel([answer({"init_from": "best", "rationale": "keep going"})])
+    proposal = LLMPlanner(model, "scripted").propose(state)
+    assert proposal is not None and (proposal.params.init_from, proposal.params.data_shard) == ("best", 1)
+    chosen = ScriptedModel([answer({"init_from": "best", "data_shard": 0, "rationale": "another epoch"})])
+    again = LLMPlanner(chosen, "scripted").propose(state)
+    assert again is not None and again.params.data_shard == 0  # a shard the planner names is kept
+
+
 def test_invalid_json_is_repaired_once() -> None:
     model = ScriptedModel([answer("{'learning_rate': oops}"), answer({"max_steps": 60, "rationale": "fixed"})])
     proposal = LLMPlanner(model, "scripted").propose(make_state(ONE_RUN))
