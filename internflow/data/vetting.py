@@ -321,18 +321,20 @@ T = TypeVar("T")
 
 
 def draw_shard(rows: list[T], size: int, shard: int, rng: random.Random) -> list[T]:
-    """`size` rows of `rows` for slice `shard`, advancing `rng` alike for every shard.  Shard 0 is
-    `rng.sample(rows, size)`, the draw every run made before shards existed; shard k > 0 is the k-th
-    slice of a shuffle (seeded by `rng`'s state) of the rows shard 0 left, wrapping round at its end.
-    So shards 0, 1, ... of one seed are disjoint until the rows run out, and a continuation on the
-    next shard sees rows the model it starts from was not trained on."""
+    """`size` rows of `rows` (at most all of them) for slice `shard`, advancing `rng` alike for every
+    shard.  The rows are put in one seeded order: first `rng.sample(rows, size)` (shard 0, the draw
+    every run made before shards existed), then the rows it left, shuffled (seeded by `rng`'s
+    state); shard k is the k-th run of `size` rows of that order, wrapping round to its start.  So
+    no shard repeats a row, and shards 0, 1, ... of one seed are disjoint until every row has been
+    drawn once — provided the draw is the same (seed, rows kept, `size`); another row count or mix
+    gives another order."""
     picked = rng.sample(range(len(rows)), size)  # the same draws as rng.sample(rows, size)
-    left = sorted(set(range(len(rows))) - set(picked))
-    if shard and left:
-        state = hashlib.sha256(repr(rng.getstate()).encode()).hexdigest()
-        random.Random(state).shuffle(left)
-        start = (shard - 1) * size
-        picked = [left[(start + i) % len(left)] for i in range(size)]
+    if shard and len(picked) < len(rows):
+        taken = set(picked)
+        left = [i for i in range(len(rows)) if i not in taken]
+        random.Random(hashlib.sha256(repr(rng.getstate()).encode()).hexdigest()).shuffle(left)
+        order = picked + left
+        picked = [order[(shard * size + i) % len(order)] for i in range(size)]
     return [rows[i] for i in picked]
 
 

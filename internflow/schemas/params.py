@@ -59,8 +59,9 @@ class IterationParams(Frozen):
     data_shard: Annotated[int, Planned((0, 1000))] = Field(
         0,
         ge=0,
-        description="Which slice of each dataset's seeded shuffle is drawn: 0 the first rows, 1 the next as many "
-        "(wrapping round), so a run continuing the best model trains on rows that model has not seen.",
+        description="Which run of rows of each dataset's seeded order is drawn: 0 the first max_train_samples "
+        "share, 1 the next as many, wrapping round once every row has been drawn; with the same seed, mix and "
+        "row count, a run continuing the best model on the next shard trains on rows that model has not seen.",
     )
     learning_rate: Annotated[float, Planned((1e-6, 1e-3))] = Field(
         1e-4, ge=1e-7, le=1e-2, description="Peak learning rate."
