@@ -141,6 +141,23 @@ def test_a_continuation_retrained_the_rows_its_starting_model_had_seen(prefect_h
     assert [(s.name, s.rows_used) for s in shards[1].sources] == [("arithmetic-direct", 20), ("arithmetic-worked", 20)]
 
 
+@pytest.mark.parametrize(("rows", "size"), [(100, 60), (100, 100), (1000, 480)])
+def test_a_shard_past_the_rows_shard_0_left_repeated_rows(rows: int, size: int) -> None:
+    # Shards wrapped round the rows shard 0 had left only: a shard larger than those repeated rows
+    # within itself, and once shard 0 took every row, every shard was shard 0 again.
+    import random
+
+    from internflow.data.vetting import draw_shard
+
+    population = list(range(rows))
+    shards = [draw_shard(population, size, shard, random.Random(3)) for shard in range(4)]
+    assert shards[0] == random.Random(3).sample(population, size)  # shard 0: the draw runs always made
+    assert all(len(set(shard)) == size for shard in shards)
+    drawn = [row for shard in shards for row in shard]
+    first_pass = drawn[:rows]  # every row once before any row comes back
+    assert len(set(first_pass)) == min(rows, len(drawn))
+
+
 def test_same_inputs_give_the_same_fingerprint(prefect_harness, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("INTERNFLOW_CATALOG", raising=False)
     first, again, other_seed = _prepare_three(tmp_path)
