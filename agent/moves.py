@@ -48,7 +48,10 @@ def _scale_lr(factor: float) -> Callable[[IterationParams, PlannerState], Iterat
 def unseen_rows(p: IterationParams, state: PlannerState) -> IterationParams:
     """`p`, drawing the shard after the best model's when it continues that model on its data: the
     same shard would be a second epoch over rows the model has seen, not more data (and, with the
-    same parameters, no new proposal once the best model was itself a continuation)."""
+    same parameters, no new proposal once the best model was itself a continuation).  The rows are
+    unseen when the draw is the best model's (same seed, mix and row count: `draw_shard`); a move
+    that also changes the mix or the row count draws from another order, where the next shard is
+    only another slice."""
     best = improved_best(state)
     if p.init_from != "best" or best is None or not set(p.datasets) & set(best.params.datasets):
         return p
