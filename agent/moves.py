@@ -18,8 +18,7 @@ from internflow.schemas import IterationParams, IterationResult
 
 __all__ = ["MIN_START_ACCURACY", "MOVES", "REACTIONS", "Move", "improved_best", "unseen_rows"]
 
-MoveFunction = Callable[[IterationParams, PlannerState], IterationParams | None]
-Move = tuple[str, MoveFunction]
+Move = tuple[str, Callable[[IterationParams, PlannerState], IterationParams | None]]
 
 # A move that starts from a model answering less than this rarely gets an answer past the judge
 # (self-distillation keeps none, GRPO's rewards are all 0): it is not proposed.
@@ -153,38 +152,23 @@ def _switch_method(p: IterationParams, state: PlannerState) -> IterationParams |
     return None
 
 
-def _on_unseen_rows(moves: tuple[Move, ...]) -> tuple[Move, ...]:
-    """Every move that continues the best model draws rows that model has not seen (`unseen_rows`)."""
-
-    def wrapped(move: MoveFunction) -> MoveFunction:
-        def on_unseen_rows(p: IterationParams, state: PlannerState) -> IterationParams | None:
-            moved = move(p, state)
-            return None if moved is None else unseen_rows(moved, state)
-
-        return on_unseen_rows
-
-    return tuple((name, wrapped(move)) for name, move in moves)
-
-
-MOVES: tuple[Move, ...] = _on_unseen_rows(
-    (
-        ("continue training the best model on rows it has not seen", _continue_best),
-        ("self-distill: train on the best model's own answers that the task's judge accepts", _self_distill),
-        ("continue training the best model at half the learning rate", _continue_best_cooler),
-        ("double the learning rate", _scale_lr(2.0)),
-        ("train 1.5x longer", _more_steps),
-        ("train on twice the data", _more_data),
-        ("mix in another dataset", _add_dataset),
-        ("give the first dataset of the mix twice the weight", _weight_the_mix),
-        ("switch the learning-rate schedule", _other_schedule),
-        ("halve the learning rate", _scale_lr(0.5)),
-        ("switch LoRA on/off", _toggle_lora),
-        ("double the LoRA rank", _double_rank),
-        ("put the loss on the prompt too", _whole_sequence_loss),
-        ("GRPO from the best model, rewarded by the task's own judge", _grpo_with_judge),
-        ("swap the dataset", _swap_dataset),
-        ("switch the training method", _switch_method),
-    )
+MOVES: tuple[Move, ...] = (
+    ("continue training the best model on rows it has not seen", _continue_best),
+    ("self-distill: train on the best model's own answers that the task's judge accepts", _self_distill),
+    ("continue training the best model at half the learning rate", _continue_best_cooler),
+    ("double the learning rate", _scale_lr(2.0)),
+    ("train 1.5x longer", _more_steps),
+    ("train on twice the data", _more_data),
+    ("mix in another dataset", _add_dataset),
+    ("give the first dataset of the mix twice the weight", _weight_the_mix),
+    ("switch the learning-rate schedule", _other_schedule),
+    ("halve the learning rate", _scale_lr(0.5)),
+    ("switch LoRA on/off", _toggle_lora),
+    ("double the LoRA rank", _double_rank),
+    ("put the loss on the prompt too", _whole_sequence_loss),
+    ("GRPO from the best model, rewarded by the task's own judge", _grpo_with_judge),
+    ("swap the dataset", _swap_dataset),
+    ("switch the training method", _switch_method),
 )
 
 
@@ -201,7 +185,7 @@ def _lora_on(p: IterationParams, state: PlannerState) -> IterationParams | None:
 
 
 # What the diagnose stage's suggested directions mean as moves on the last iteration's parameters.
-_REACTIONS: dict[str, Move] = {
+REACTIONS: dict[str, Move] = {
     "lower_lr": ("lower the learning rate", _scale_lr(1 / 3)),
     "raise_lr": ("raise the learning rate", _scale_lr(3.0)),
     "more_steps": ("train 1.5x longer", _more_steps),
@@ -211,4 +195,3 @@ _REACTIONS: dict[str, Move] = {
     "change_data": ("swap the dataset", _swap_dataset),
     "switch_method": ("switch the training method", _switch_method),
 }
-REACTIONS: dict[str, Move] = dict(zip(_REACTIONS, _on_unseen_rows(tuple(_REACTIONS.values())), strict=True))

@@ -171,6 +171,8 @@ class _Search:
     def add(
         self, found: dict[str, Proposal], params: IterationParams | None, anchor: IterationParams, why: str
     ) -> None:
+        # Every candidate passes here (moves, reactions, promotions): one place where a run that
+        # continues the best model is given rows that model has not seen.
         params = _within_bounds(params and unseen_rows(params, self.state))
         if params is None:
             return
