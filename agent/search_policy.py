@@ -7,11 +7,12 @@
    budget: first continuing to train the best model and self-distilling from it) around the best
    iteration, then around every other iteration that beat the baseline, never proposing a
    parameter set it has already run.
-4. Multi-fidelity: while the budget has room for a round, each move is first *screened* — trained
-   for `SCREEN_TRAIN` of its steps and scored on `SCREEN_EVAL` of the eval subset — and after
-   `SCREEN_WIDTH` screens (or `parallel_iterations`, when more iterations run side by side; or
-   when the budget has room for only one more run) the best screen of
-   the round is *promoted*: run in full, where it can become the best.  This is one rung of
+4. Multi-fidelity: while the budget has room for a whole round (`SCREEN_WIDTH` screens and a
+   full run), each move is first *screened* — trained for `SCREEN_TRAIN` of its steps and scored
+   on `SCREEN_EVAL` of the eval subset — and after `SCREEN_WIDTH` screens (or
+   `parallel_iterations`, when more iterations run side by side; or when the budget has room for
+   only one more run) the best screen of the round is *promoted*: run in full, where it can
+   become the best.  This is one rung of
    successive halving (Jamieson & Talwalkar, arXiv 1502.07943; Hyperband, arXiv 1603.06560).
 5. A proposal that would overrun the time left is shortened (down to a quarter of its steps)
    rather than dropped, so the campaign does not stop while a run still fits.
@@ -210,7 +211,10 @@ class SearchPolicy:
         # Iterations run side by side screen side by side: a round of N GPUs screens N ideas at once
         # (a full run among unmeasured screens would end their round before any could be promoted).
         width = max(SCREEN_WIDTH, state.config.parallel_iterations)
-        screening = room >= (1 if attempted else 2) and attempted < width
+        # A round starts only with room for SCREEN_WIDTH screens and the promotion after them: one
+        # started with room for two, whose first screen ran long, promoted that one screen, which had
+        # chosen among nothing and cost a third of a run.  A started round goes on while one fits.
+        screening = room >= (1 if attempted else SCREEN_WIDTH) and attempted < width
         if promote is not None and (promote.params.train_fraction == 1.0 or not screening):
             # Due: the round is over, or the screen was trained in full (its promotion only re-scores).
             return self._promotion(search, promote)

@@ -340,6 +340,21 @@ def test_with_room_for_one_more_run_it_is_a_full_run() -> None:
     assert by_time is not None and not by_time.params.screened
 
 
+def test_a_screen_round_of_one_chose_among_nothing() -> None:
+    # The bench's gcd campaign: room for two screens and the run after them started a round, its
+    # first screen ran long, and that one screen was promoted: it had chosen among nothing.  A round
+    # now starts only with room for all SCREEN_WIDTH screens (15 s each) and the 60-s full run.
+    def first_move(seconds_left: float) -> IterationParams:
+        proposal = SearchPolicy().propose(_campaign([_timed(_result(1, _recipe(), 0.6), 30 * 60 - seconds_left)]))
+        assert proposal is not None
+        return proposal.params
+
+    two_fit, three_fit = first_move(110), first_move(120)  # 90 % of it, less the full run, over 15 s
+
+    assert not two_fit.screened and two_fit == _recipe().model_copy(update={"init_from": "best", "data_shard": 1})
+    assert three_fit.screened and three_fit.in_full() == two_fit
+
+
 def test_after_a_round_of_screens_the_best_screen_is_promoted_to_a_full_run() -> None:
     policy, history = SearchPolicy(), [_timed(_result(1, _recipe(), 0.6), 70)]
     for index, accuracy in ((2, 0.55), (3, 0.7), (4, 0.5)):
