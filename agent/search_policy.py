@@ -198,7 +198,7 @@ class SearchPolicy:
 
     def candidates(self, state: PlannerState) -> list[Proposal]:
         """Every untried proposal of the current stage, best first: a promotion that is due; else
-        reactions and moves as screens (when the budget has room for a round) or as full runs;
+        reactions and moves as screens (when the budget has room for a whole round) or as full runs;
         else any promotion left.  Empty when nothing is left (see `stop_reason`)."""
         if not state.history and not state.failures and not state.pending:
             params = load_recipe(state.config.model, state.config.recipe, state.default_datasets)
@@ -211,9 +211,10 @@ class SearchPolicy:
         # Iterations run side by side screen side by side: a round of N GPUs screens N ideas at once
         # (a full run among unmeasured screens would end their round before any could be promoted).
         width = max(SCREEN_WIDTH, state.config.parallel_iterations)
-        # A round starts only with room for SCREEN_WIDTH screens and the promotion after them: one
-        # started with room for two, whose first screen ran long, promoted that one screen, which had
-        # chosen among nothing and cost a third of a run.  A started round goes on while one fits.
+        # A round starts only with room for SCREEN_WIDTH screens and the full run after them: one
+        # started with room for two, its first screen ran long, no second screen fitted, and that one
+        # screen was promoted: it had chosen among nothing and cost a third of a run.  A started
+        # round goes on while another screen fits (room is counted as if screens ran one by one).
         screening = room >= (1 if attempted else SCREEN_WIDTH) and attempted < width
         if promote is not None and (promote.params.train_fraction == 1.0 or not screening):
             # Due: the round is over, or the screen was trained in full (its promotion only re-scores).

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 POOL = "internflow-process"
 CAMPAIGN_TIMEOUT_S = 900  # two worker processes importing torch on two busy cores take a while
+RECORDED_TIMEOUT_S = 60  # for the server to record a finished task run from its events
 
 
 @pytest.fixture(scope="module")
@@ -89,17 +91,25 @@ def _campaign(env: dict[str, str], tiny_model: Path, workspace: Path, gpu_slots:
 
 
 def _train_spans(env: dict[str, str], report: CampaignReport) -> list[tuple[datetime, datetime]]:
-    """(start, end) of each iteration's train task run, as the server recorded them."""
+    """(start, end) of each iteration's train task run, as the server recorded them.  Prefect 3
+    records task runs from the events clients send (the server's task-run recorder, asynchronous):
+    on a loaded machine they land a few seconds after the flow has returned, so they are awaited."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     spans = []
     with using_api(env), get_client(sync_client=True) as client:
         for result in report.iterations:
-            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[result.flow_run_id])))
-            (train,) = [t for t in runs if t.name.startswith("train-")]
-            assert train.start_time is not None and train.end_time is not None, train
-            spans.append((train.start_time, train.end_time))
+            deadline = time.monotonic() + RECORDED_TIMEOUT_S
+            while True:
+                flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[result.flow_run_id]))
+                train = [t for t in client.read_task_runs(flow_run_filter=flow_run) if t.name.startswith("train-")]
+                if (train and train[0].end_time is not None) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            (run,) = train
+            assert run.start_time is not None and run.end_time is not None, run
+            spans.append((run.start_time, run.end_time))
     return spans
 
 

@@ -334,7 +334,7 @@ def test_with_room_for_a_round_moves_are_screened_first() -> None:
 
 def test_with_room_for_one_more_run_it_is_a_full_run() -> None:
     by_count = SearchPolicy().propose(_campaign([_timed(_result(1, _recipe(), 0.6), 70)], iterations=2))
-    # 95 s left: room for the 60-s full run, not for two 15-s screens before it (10 % kept in reserve).
+    # 95 s left: room for the 60-s full run, not for a round of 15-s screens before it (10 % kept in reserve).
     by_time = SearchPolicy().propose(_campaign([_timed(_result(1, _recipe(), 0.6), 30 * 60 - 95)]))
     assert by_count is not None and not by_count.params.screened
     assert by_time is not None and not by_time.params.screened
@@ -349,7 +349,8 @@ def test_a_screen_round_of_one_chose_among_nothing() -> None:
         assert proposal is not None
         return proposal.params
 
-    two_fit, three_fit = first_move(110), first_move(120)  # 90 % of it, less the full run, over 15 s
+    # Screens that fit: (90 % of the time left - the full run) / a screen: (99 - 60) / 15 → 2, (108 - 60) / 15 → 3.
+    two_fit, three_fit = first_move(110), first_move(120)
 
     assert not two_fit.screened and two_fit == _recipe().model_copy(update={"init_from": "best", "data_shard": 1})
     assert three_fit.screened and three_fit.in_full() == two_fit
