@@ -64,11 +64,17 @@ def eligible_tasks() -> list[str]:
     return names
 
 
-def write_task(name: str, folder: Path, seed: int) -> Path | None:
-    """Test, dev and train JSONL files and a task spec judged numerically or by exact text; None
-    when the generator cannot give a train split that the product's decontamination gate passes
-    against dev and test (a task whose questions share one template: its train rows would be
-    blocked, and the single run would train on near-copies of the test questions)."""
+class Unusable(Exception):
+    """A drawn task that cannot be benched; the message says why (the draw moves on to the next)."""
+
+
+def write_task(name: str, folder: Path, seed: int) -> Path:
+    """Test, dev and train JSONL files and a task spec judged numerically or by exact text.
+
+    Raises Unusable when the generator fails on this seed's items (reasoning-gym's maze gives up on
+    some), or cannot give a train split that the product's decontamination gate passes against dev
+    and test (a task whose questions share one template: its train rows would be blocked, and the
+    single run would train on near-copies of the test questions)."""
     import reasoning_gym
 
     from internflow.benchmarks.answers import read_number
@@ -77,7 +83,10 @@ def write_task(name: str, folder: Path, seed: int) -> Path | None:
     dataset = reasoning_gym.create_dataset(name, size=sum(SPLITS.values()) * 3, seed=seed)
     unique, seen = [], set()
     for index in range(len(dataset)):
-        entry = dataset[index]
+        try:
+            entry = dataset[index]
+        except Exception as error:  # the eligibility sample (20 items, seed 1) passed; these did not
+            raise Unusable(f"the generator fails on item {index}: {type(error).__name__}: {error}") from error
         if entry["question"] not in seen:
             seen.add(entry["question"])
             unique.append({"question": entry["question"], "answer": str(entry["answer"])})
@@ -87,7 +96,7 @@ def write_task(name: str, folder: Path, seed: int) -> Path | None:
     index = EvalIndex(r["question"] for r in test + dev)  # the gate the campaign applies, default settings
     train = [r for r in unique[held_out:] if not index.is_contaminated(r["question"])][: SPLITS["train"]]
     if len(test) + len(dev) < held_out or len(train) < SPLITS["train"]:
-        return None
+        raise Unusable("no train split passes the decontamination gate against dev and test")
     folder.mkdir(parents=True, exist_ok=True)
     for split, part in (("train", train), ("dev", dev), ("test", test)):
         (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
@@ -165,17 +174,17 @@ def main() -> int:
     from internflow.models import resolve_model
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10_000)
+    print(f"seed {seed}", flush=True)  # first, so that a draw that fails can be repeated
     pool = eligible_tasks()
     root = Path(args.workspace or tempfile.mkdtemp(prefix="internflow-bench-value-"))
     tasks: list[tuple[str, Path]] = []
     for name in random.Random(seed).sample(pool, len(pool)):  # in the seed's order, until enough are usable
         if len(tasks) == args.tasks:
             break
-        spec = write_task(name, root / name / "task", seed)
-        if spec is None:
-            print(f"  {name}: skipped, no train split passes the decontamination gate against dev and test")
-        else:
-            tasks.append((name, spec))
+        try:
+            tasks.append((name, write_task(name, root / name / "task", seed)))
+        except Unusable as why:
+            print(f"  {name}: skipped, {why}", flush=True)
     print(f"seed {seed}: {len(tasks)} of {len(pool)} eligible tasks: {', '.join(n for n, _ in tasks)}", flush=True)
     model = resolve_model(args.model)
     budget_s = args.budget_minutes * 60
