@@ -12,8 +12,8 @@
    on `SCREEN_EVAL` of the eval subset — and after `SCREEN_WIDTH` screens (or
    `parallel_iterations`, when more iterations run side by side; or when the budget has room for
    only one more run) the best screen of the round is *promoted*: run in full, where it can
-   become the best.  This is one rung of
-   successive halving (Jamieson & Talwalkar, arXiv 1502.07943; Hyperband, arXiv 1603.06560).
+   become the best.  This is one rung of successive halving (Jamieson & Talwalkar, arXiv
+   1502.07943; Hyperband, arXiv 1603.06560).
 5. A proposal that would overrun the time left is shortened (down to a quarter of its steps)
    rather than dropped, so the campaign does not stop while a run still fits.
 6. It returns None only when every move around every iteration that beat the baseline has run or
