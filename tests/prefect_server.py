@@ -41,11 +41,20 @@ def prefect_cli(env: dict[str, str], *args: str, timeout: float = 300) -> str:
 
 @contextmanager
 def using_api(env: dict[str, str]) -> Iterator[None]:
-    """Point this process's Prefect client at the test server (above any session harness's settings)."""
+    """Point this process's Prefect client at the test server (above any session harness's settings).
+
+    Prefect keeps one events worker per process, bound to the API it first reached: it is drained
+    on the way in and out (as `prefect_test_harness` does on exit), so the events sent meanwhile go
+    to this server and later ones to the server in use then, not to one that has stopped."""
+    from prefect.events.worker import EventsWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
-        yield
+    EventsWorker.drain_all(at_exit=False)
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
+            yield
+    finally:
+        EventsWorker.drain_all(at_exit=False)
 
 
 class PrefectServer:

@@ -100,9 +100,9 @@ def _train_spans(env: dict[str, str], report: CampaignReport) -> list[tuple[date
     spans = []
     with using_api(env), get_client(sync_client=True) as client:
         for result in report.iterations:
+            flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[result.flow_run_id]))
             deadline = time.monotonic() + RECORDED_TIMEOUT_S
             while True:
-                flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[result.flow_run_id]))
                 train = [t for t in client.read_task_runs(flow_run_filter=flow_run) if t.name.startswith("train-")]
                 if (train and train[0].end_time is not None) or time.monotonic() > deadline:
                     break
