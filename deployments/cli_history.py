@@ -139,4 +139,7 @@ def dashboard(workspace: WorkspaceOption = "internflow-workspace", port: int = 7
     _use_workspace_history(workspace)  # TRACKIO_DIR: read by trackio at import
     import trackio
 
+    # Said before serving, and flushed: trackio's own URL line could still sit in stdout's buffer
+    # when a dashboard was stopped (SIGTERM) soon after it first answered.
+    print(f"dashboard: http://127.0.0.1:{port} (trackio, project 'internflow')", flush=True)
     trackio.show(project="internflow", host="127.0.0.1", server_port=port, open_browser=False, block_thread=True)
