@@ -11,6 +11,7 @@ from internflow.agent.planner import PlannerState
 from internflow.agent.registry import UnknownPlannerError, get_planner
 from internflow.agent.search_policy import MOVES, SearchPolicy, signature
 from internflow.recipes import load_recipe
+from internflow.training.arguments import trl_arguments
 from internflow.schemas import (
     CampaignConfig,
     Diagnosis,
@@ -70,8 +71,31 @@ def _recipe() -> IterationParams:
 
 def test_recipe_is_loaded_as_validated_parameters() -> None:
     params = _recipe()
-    assert (params.learning_rate, params.max_steps, params.warmup_steps) == (1e-4, 40, 4)
+    assert (params.learning_rate, params.max_steps, params.warmup_steps) == (2e-5, 60, 0)
     assert params.datasets == ("arithmetic-direct",) and params.method == "sft"
+
+
+def test_recipe_decayed_to_zero_before_its_rows_were_seen_once() -> None:
+    # The old recipe's cosine took 1e-4 to zero over 40 steps of 8 of its 480 rows; on the dev
+    # splits of syllogism and gcd it trailed a constant 2e-5 (TRL's defaults, stopped early) by
+    # 10-12 points (LOG.md, 2026-11-30).  Walk the scheduler TRL builds from the recipe's values.
+    import torch
+    from transformers import get_scheduler
+
+    params = _recipe()
+    arguments = trl_arguments(params)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=arguments["learning_rate"])
+    scheduler = get_scheduler(
+        arguments["lr_scheduler_type"], optimizer, arguments["warmup_steps"], arguments["max_steps"]
+    )
+    rates = []
+    for _ in range(arguments["max_steps"]):
+        rates.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert rates[-1] == pytest.approx(params.learning_rate)  # the last step still learns at the peak
+    rows_per_step = params.per_device_train_batch_size * params.gradient_accumulation_steps
+    assert params.max_steps * rows_per_step == params.max_train_samples  # one epoch over its rows
 
 
 def test_a_model_without_its_own_recipe_falls_back_to_the_default_folder() -> None:
@@ -107,7 +131,7 @@ def test_after_a_diverged_iteration_the_learning_rate_is_lowered(kind: str) -> N
     proposal = SearchPolicy().propose(_state([_result(1, _recipe(), BASELINE, kind)]))
     assert proposal is not None
     assert proposal.params.learning_rate == pytest.approx(_recipe().learning_rate / 3)
-    assert proposal.params.model_copy(update={"learning_rate": 1e-4}) == _recipe()  # only the lr moved
+    assert proposal.params.model_copy(update={"learning_rate": _recipe().learning_rate}) == _recipe()  # only lr
     assert proposal.rationale.startswith(f"lower the learning rate after {kind} in iteration 1")
 
 
