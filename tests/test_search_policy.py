@@ -11,7 +11,6 @@ from internflow.agent.planner import PlannerState
 from internflow.agent.registry import UnknownPlannerError, get_planner
 from internflow.agent.search_policy import MOVES, SearchPolicy, signature
 from internflow.recipes import load_recipe
-from internflow.training.arguments import trl_arguments
 from internflow.schemas import (
     CampaignConfig,
     Diagnosis,
@@ -24,6 +23,7 @@ from internflow.schemas import (
     PreparedDataset,
     TrainResult,
 )
+from internflow.training.arguments import trl_arguments
 
 BASELINE = 0.3
 # The direction the diagnose stage's detectors attach to each kind (internflow.diagnostics).
