@@ -80,25 +80,31 @@ def test_recipe_is_loaded_as_validated_parameters() -> None:
     assert params.datasets == ("arithmetic-direct",) and params.method == "sft"
 
 
-def test_recipe_decayed_to_zero_before_its_rows_were_seen_once() -> None:
+def test_recipe_decayed_to_zero_before_its_rows_were_seen_once(tmp_path) -> None:
     # The old recipe's cosine took 1e-4 to zero over 40 steps of 8 of its 480 rows; on the dev
-    # splits of syllogism and gcd it trailed a constant 2e-5 (TRL's defaults, stopped early) by
-    # 10-12 points (LOG.md, 2026-11-30).  Walk the scheduler TRL builds from the recipe's values.
+    # split of syllogism it scored 11 points less than a constant 2e-5 over one epoch (gcd: 6.5; LOG.md,
+    # 2026-11-30).  Walk the scheduler TRL's Trainer.create_scheduler builds from the recipe's config.
     import torch
     from transformers import get_scheduler
 
+    from internflow.training.sft import SFTRecipeConfig
+
     params = _recipe()
-    arguments = trl_arguments(params)
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=arguments["learning_rate"])
+    config = SFTRecipeConfig(**trl_arguments(params), output_dir=str(tmp_path), use_cpu=True)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=config.learning_rate)
     scheduler = get_scheduler(
-        arguments["lr_scheduler_type"], optimizer, arguments["warmup_steps"], arguments["max_steps"]
+        config.lr_scheduler_type,
+        optimizer,
+        num_warmup_steps=config.get_warmup_steps(config.max_steps),
+        num_training_steps=config.max_steps,
+        scheduler_specific_kwargs=config.lr_scheduler_kwargs,
     )
     rates = []
-    for _ in range(arguments["max_steps"]):
+    for _ in range(config.max_steps):
         rates.append(scheduler.get_last_lr()[0])
         optimizer.step()
         scheduler.step()
-    assert rates[-1] == pytest.approx(params.learning_rate)  # the last step still learns at the peak
+    assert rates[-1] >= params.learning_rate / 2  # the last step still learns
     rows_per_step = params.per_device_train_batch_size * params.gradient_accumulation_steps
     assert params.max_steps * rows_per_step == params.max_train_samples  # one epoch over its rows
 
