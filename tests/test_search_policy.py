@@ -423,7 +423,7 @@ def test_a_promotion_after_a_stalled_round_passes_the_guard() -> None:
 
 
 def test_a_run_that_would_overrun_the_time_left_is_shortened_to_fit() -> None:
-    # 12 min budget, 11.2 spent: 48 s left, the recipe took 60 s for 40 steps.
+    # 12 min budget, 11.2 spent: 48 s left, the 40-step run took 60 s.
     proposal = SearchPolicy().propose(_campaign([_timed(_result(1, _forty_steps(), 0.6), 12 * 60 - 48)], minutes=12))
 
     assert proposal is not None and proposal.params.max_steps == 28 and not proposal.params.screened
