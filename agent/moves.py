@@ -32,9 +32,15 @@ def improved_best(state: PlannerState) -> IterationResult | None:
 
 
 def _start(state: PlannerState) -> tuple[str, float]:
-    """Where a move that starts from the best model would start, and that model's accuracy."""
+    """Where a move that starts from the best model would start, and that model's accuracy.  A best
+    model that gives one answer to every item (`answer_collapse`) counts as answering none right: the
+    answers it gets right are that one answer, and sampling it (self-distillation) or rewarding it
+    (GRPO) would teach the same prior again."""
     best = improved_best(state)
-    return ("best", best.evaluation.accuracy) if best else ("base", state.baseline.accuracy)
+    if best is None:
+        return "base", state.baseline.accuracy
+    collapsed = any(f.kind == "answer_collapse" for f in best.diagnosis.findings)
+    return "best", 0.0 if collapsed else best.evaluation.accuracy
 
 
 # ---------------------------------------------------------------- moves ----------------------

@@ -15,6 +15,8 @@ from internflow.schemas import EvalResult, LossPoint, TrainResult
 
 CURVES = Path(__file__).parent / "recordings" / "curves"
 REAL_SAMPLES = CURVES / "eval_samples_smollm2_baseline.jsonl"
+# SmolLM2-135M after SFT on reasoning-gym count_bits (final answers only), scored on its dev split.
+COLLAPSED_SAMPLES = CURVES / "eval_samples_count_bits_collapsed.jsonl"
 
 
 def recorded(name: str) -> dict[str, Curve]:
@@ -127,6 +129,26 @@ def test_format_failure_falls_back_to_the_counts_without_samples() -> None:
     assert not get_detector("format_failure")(Evidence(evaluation=_eval(30, unparseable=40)))
 
 
+def test_a_model_that_answered_15_to_every_count_bits_item_learnt_the_prior_not_the_task() -> None:
+    samples = load_samples(COLLAPSED_SAMPLES)
+    evidence = Evidence(evaluation=_eval(34, n=len(samples)), samples=samples)
+    (finding,) = get_detector("answer_collapse")(evidence)
+    assert finding.kind == "answer_collapse" and finding.direction == "change_data"
+    assert (finding.evidence["given"], finding.evidence["prior"], finding.evidence["accuracy"]) == (200, 0.17, 0.17)
+    assert "'15' to 200 of 200 items" in finding.message
+
+
+def test_varied_answers_or_a_task_whose_items_share_one_answer_is_no_collapse() -> None:
+    assert get_detector("answer_collapse")(Evidence(samples=load_samples(REAL_SAMPLES))) == []
+    # A yes/no task where 19 of 20 items are "Yes": answering "Yes" throughout is not a collapse.
+    rows = tuple(
+        {"extracted": "Yes", "expected": "Yes" if i else "No", "correct": bool(i)} for i in range(20)
+    )  # fmt: skip
+    assert get_detector("answer_collapse")(Evidence(samples=rows)) == []
+    # Too few items to say.
+    assert get_detector("answer_collapse")(Evidence(samples=load_samples(COLLAPSED_SAMPLES)[:10])) == []
+
+
 def test_loss_down_and_accuracy_down_is_overfitting() -> None:
     evidence = Evidence(metrics=recorded("sft_healthy_smollm2"), evaluation=_eval(30), baseline=_eval(51))
     (finding,) = get_detector("overfitting")(evidence)
@@ -191,6 +213,7 @@ def test_a_nan_run_gets_no_score_comparison() -> None:
 def test_every_detector_has_a_failing_case_here() -> None:
     covered = {detector for detector, _ in FAILING_CURVES.values()} | {
         "format_failure",
+        "answer_collapse",
         "overfitting",
         "vs_baseline",
         "vs_best",

@@ -16,6 +16,7 @@ from internflow.diagnostics.failures import findings_from_failure, read_failure_
 from internflow.diagnostics.grpo import detect_kl_blowup, detect_length_collapse, detect_reward_collapse
 from internflow.diagnostics.loss import detect_loss_health, detect_loss_spikes, find_loss_problems
 from internflow.diagnostics.outcome import (
+    detect_answer_collapse,
     detect_format_failure,
     detect_overfitting,
     detect_vs_baseline,
@@ -51,6 +52,7 @@ DETECTORS: dict[str, Detector] = {
     "kl_blowup": detect_kl_blowup,
     "length_collapse": detect_length_collapse,
     "format_failure": detect_format_failure,
+    "answer_collapse": detect_answer_collapse,
     "overfitting": detect_overfitting,
     "vs_baseline": detect_vs_baseline,
     "vs_best": detect_vs_best,

@@ -1,9 +1,10 @@
-"""Evaluation detectors: answer-format failures, overfitting, and the comparisons with the
-baseline and with the best iteration, each judged against sampling noise."""
+"""Evaluation detectors: answer-format failures, one answer given to every item, overfitting,
+and the comparisons with the baseline and with the best iteration, each judged against sampling noise."""
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 from internflow.diagnostics.evidence import LOSS, REWARD, Evidence, finite, window_means
 from internflow.diagnostics.grpo import REWARD_RISE
@@ -11,6 +12,7 @@ from internflow.diagnostics.loss import NO_LEARNING_RATIO
 from internflow.schemas import EvalResult, Finding
 
 __all__ = [
+    "detect_answer_collapse",
     "detect_format_failure",
     "detect_overfitting",
     "detect_vs_baseline",
@@ -19,6 +21,8 @@ __all__ = [
 ]
 
 FORMAT_FAILURE_SHARE = 0.2  # more unparseable answers than this → format problem
+COLLAPSE_SHARE = 0.9  # one answer given to at least this share of the items → collapsed
+COLLAPSE_MIN_ITEMS = 20  # fewer samples than this say little about how varied the answers are
 _EXAMPLES = 2
 
 
@@ -53,6 +57,40 @@ def detect_format_failure(evidence: Evidence) -> list[Finding]:
             suggestion="train on data whose answers follow the benchmark's answer format",
             direction="fix_format",
             evidence={"unparseable": unparseable, "n": n, "share": unparseable / n},
+        )
+    ]
+
+
+def detect_answer_collapse(evidence: Evidence) -> list[Finding]:
+    """The model gives one answer to nearly every item while the items' answers vary: its score is
+    the share of items whose answer that is (the answers' prior, e.g. always "15" on a task whose
+    answers are counts that are 15 for one item in seven), not the task.  SFT on final answers
+    alone ends here when the task needs steps the model cannot take in one token."""
+    answered = [str(s["extracted"]).strip() for s in evidence.samples if s.get("extracted") is not None]
+    if len(evidence.samples) < COLLAPSE_MIN_ITEMS or not answered:
+        return []
+    n = len(evidence.samples)
+    answer, given = Counter(answered).most_common(1)[0]
+    expected = [str(s.get("expected", "")).strip() for s in evidence.samples]
+    prior = sum(e == answer for e in expected) / n
+    top_expected = Counter(expected).most_common(1)[0][1] / n
+    if given / n < COLLAPSE_SHARE or top_expected >= COLLAPSE_SHARE:
+        return []  # varied answers, or a task whose items nearly all share one answer
+    right = sum(bool(s.get("correct")) for s in evidence.samples) / n
+    return [
+        Finding(
+            kind="answer_collapse",
+            severity="warning",
+            message=(
+                f"answers {answer!r} to {given} of {n} items: its {right:.1%} is about the share of items "
+                f"whose answer is {answer!r} ({prior:.1%}) — it learnt the answers' prior, not the task"
+            ),
+            suggestion=(
+                "train on answers that show their working (steps the judge still reads) or other data; "
+                "more steps or a higher learning rate on these rows teach the same prior"
+            ),
+            direction="change_data",
+            evidence={"given": given, "n": n, "share": given / n, "prior": prior, "accuracy": right},
         )
     ]
 

@@ -16,6 +16,7 @@ FindingKind = Literal[
     "divergence",
     "no_learning",
     "format_failure",
+    "answer_collapse",
     "improved",
     "no_change",
     "regressed",
