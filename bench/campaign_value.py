@@ -18,7 +18,11 @@ with disjoint train (2,000), dev (200) and test (200) splits, then, side by side
 
 Both arms are scored by the same evaluator (internflow's, vLLM-served).  It prints per task the
 base, single and campaign test accuracy and the campaign's remaining error over the single run's,
-(1 - campaign) / (1 - single); last, `campaign_remaining_error_ratio: <median over tasks>`.
+(1 - campaign) / (1 - single); under it, the majority-answer baseline (the train split's most
+common answer, given to every test item) and whether each arm gave one answer throughout (the
+product's `answer_collapse` detector on its test samples: then its score is that answer's share,
+not the task); then how many tasks each arm learnt (answers that vary, above the majority answer);
+last, `campaign_remaining_error_ratio: <median over tasks>`.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,12 +159,36 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_accuracy(model: str, spec: Path, workspace: Path) -> float:
+def test_accuracy(model: str, spec: Path, workspace: Path) -> tuple[float, str]:
+    """Test accuracy (0–1) and the path of the per-item samples JSONL."""
     done = _cli("evaluate", "--model", model, "--benchmark", str(spec), "--split", "test", "-w", str(workspace))
     found = re.search(r"\(test\): ([\d.]+)%", done.stdout)
-    if done.returncode != 0 or not found:
+    samples = re.search(r"samples: (\S+\.jsonl)", done.stdout)
+    if done.returncode != 0 or not found or not samples:
         raise RuntimeError(f"evaluate failed: {done.stderr[-2000:]}")
-    return float(found.group(1)) / 100
+    return float(found.group(1)) / 100, samples.group(1)
+
+
+def majority_answer(spec: Path) -> tuple[str, float]:
+    """The train split's most common answer and the share of test items whose answer it is."""
+
+    def answers(split: str) -> list[str]:
+        lines = (spec.parent / f"{split}.jsonl").read_text().splitlines()
+        return [str(json.loads(line)["answer"]).strip() for line in lines]
+
+    answer = Counter(answers("train")).most_common(1)[0][0]
+    test = answers("test")
+    return answer, sum(a == answer for a in test) / len(test)
+
+
+def collapsed_to(samples_path: str) -> str | None:
+    """The one answer an arm gave throughout, by the product's `answer_collapse` detector, else None."""
+    from internflow.diagnostics import Evidence, get_detector, load_samples
+
+    samples = load_samples(samples_path)
+    if not get_detector("answer_collapse")(Evidence(samples=samples)):
+        return None
+    return Counter(str(s["extracted"]).strip() for s in samples if s["extracted"] is not None).most_common(1)[0][0]
 
 
 def main() -> int:
@@ -188,11 +217,13 @@ def main() -> int:
     print(f"seed {seed}: {len(tasks)} of {len(pool)} eligible tasks: {', '.join(n for n, _ in tasks)}", flush=True)
     model = resolve_model(args.model)
     budget_s = args.budget_minutes * 60
-    ratios = []
+    ratios, learnt = [], Counter[str]()
     for name, spec in tasks:
         folder = root / name
-        base = test_accuracy(model, spec, folder / "eval")
-        single = test_accuracy(str(single_run(spec, model, budget_s, folder / "single")), spec, folder / "eval")
+        base, _ = test_accuracy(model, spec, folder / "eval")
+        single, single_samples = test_accuracy(
+            str(single_run(spec, model, budget_s, folder / "single")), spec, folder / "eval"
+        )
         started = time.monotonic()
         run = _cli("run", "--model", args.model, "--benchmark", str(spec),
                    "--time-budget-minutes", str(args.budget_minutes), "--max-iterations", "1000",
@@ -210,6 +241,16 @@ def main() -> int:
             f"{report['stop_reason']}); remaining error campaign/single {ratio:.2f}",
             flush=True,
         )
+        answer, prior = majority_answer(spec)
+        arms = []
+        scored = (("single", single, single_samples), ("campaign", campaign, chosen["samples_path"]))
+        for arm, accuracy, samples in scored:
+            one = collapsed_to(samples)
+            learnt[arm] += one is None and accuracy > prior
+            arms.append(f"{arm} " + (f"answers {one!r} to (nearly) every item" if one else "answers vary"))
+        print(f"  majority answer {answer!r}: {prior:.1%} of test; " + "; ".join(arms), flush=True)
+    print(f"learnt (answers vary, above the majority answer): single {learnt['single']} of {len(tasks)}, "
+          f"campaign {learnt['campaign']} of {len(tasks)} tasks")  # fmt: skip
     print(f"campaign_remaining_error_ratio: {statistics.median(ratios):.2f}")
     return 0
 
