@@ -64,7 +64,7 @@ def detect_format_failure(evidence: Evidence) -> list[Finding]:
 def detect_answer_collapse(evidence: Evidence) -> list[Finding]:
     """The model gives one answer to nearly every item while the items' answers vary: its score is
     the share of items whose answer that is (the answers' prior, e.g. always "15" on a task whose
-    answers are counts that are 15 for one item in seven), not the task.  SFT on final answers
+    answers are counts that are 15 for about one item in six), not the task.  SFT on final answers
     alone ends here when the task needs steps the model cannot take in one token."""
     answered = [str(s["extracted"]).strip() for s in evidence.samples if s.get("extracted") is not None]
     if len(evidence.samples) < COLLAPSE_MIN_ITEMS or not answered:
