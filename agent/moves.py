@@ -33,9 +33,9 @@ def improved_best(state: PlannerState) -> IterationResult | None:
 
 def _start(state: PlannerState) -> tuple[str, float]:
     """Where a move that starts from the best model would start, and that model's accuracy.  A best
-    model that gives one answer to every item (`answer_collapse`) counts as answering none right: the
-    answers it gets right are that one answer, and sampling it (self-distillation) or rewarding it
-    (GRPO) would teach the same prior again."""
+    model that gives one answer to (nearly) every item (`answer_collapse`) counts as answering none
+    right: the answers it gets right are that one answer, and sampling it (self-distillation) or
+    rewarding it (GRPO) would teach the same prior again, so neither is proposed."""
     best = improved_best(state)
     if best is None:
         return "base", state.baseline.accuracy

@@ -171,7 +171,8 @@ def test_accuracy(model: str, spec: Path, workspace: Path) -> tuple[float, str]:
 
 
 def majority_answer(spec: Path) -> tuple[str, float]:
-    """The train split's most common answer and the share of test items whose answer it is."""
+    """The train split's most common answer (ties: the one met first in the split) and the share of
+    test items whose answer it is."""
 
     def answers(split: str) -> list[str]:
         lines = (spec.parent / f"{split}.jsonl").read_text().splitlines()

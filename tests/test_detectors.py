@@ -136,15 +136,34 @@ def test_a_model_that_answered_15_to_every_count_bits_item_learnt_the_prior_not_
     assert finding.kind == "answer_collapse" and finding.direction == "change_data"
     assert (finding.evidence["given"], finding.evidence["prior"], finding.evidence["accuracy"]) == (200, 0.17, 0.17)
     assert "'15' to 200 of 200 items" in finding.message
+    assert _kinds(evidence) == ["answer_collapse"], "the recording yields its finding alone"
 
 
-def test_varied_answers_or_a_task_whose_items_share_one_answer_is_no_collapse() -> None:
+def test_a_model_right_on_98_percent_of_a_task_whose_answer_is_mostly_1_was_called_collapsed() -> None:
+    # 176 of 200 items expect "1"; the model answers "1" to 180 of them and gets the other 20 right.
+    rows = [{"extracted": "1", "expected": "1", "correct": True} for _ in range(176)]
+    rows += [{"extracted": "1", "expected": "2", "correct": False} for _ in range(4)]
+    rows += [{"extracted": "3", "expected": "3", "correct": True} for _ in range(20)]
+    assert get_detector("answer_collapse")(Evidence(samples=tuple(rows))) == []
+
+
+def test_a_yes_no_task_answered_yes_throughout_collapsed_whatever_the_case() -> None:
+    # The judge ignores case: "yes" is right on the 100 "Yes" items, and the finding counts those.
+    rows = tuple({"extracted": "yes", "expected": "Yes" if i % 2 else "No", "correct": bool(i % 2)} for i in range(200))
+    (finding,) = get_detector("answer_collapse")(Evidence(samples=rows))
+    assert (finding.evidence["prior"], finding.evidence["accuracy"]) == (0.5, 0.5)
+
+
+def test_varied_empty_or_too_few_answers_are_no_collapse() -> None:
     assert get_detector("answer_collapse")(Evidence(samples=load_samples(REAL_SAMPLES))) == []
     # A yes/no task where 19 of 20 items are "Yes": answering "Yes" throughout is not a collapse.
     rows = tuple(
         {"extracted": "Yes", "expected": "Yes" if i else "No", "correct": bool(i)} for i in range(20)
     )  # fmt: skip
     assert get_detector("answer_collapse")(Evidence(samples=rows)) == []
+    # An empty capture is no answer (40 of them are a format failure, not one answer given throughout).
+    empty = tuple({"extracted": "", "expected": str(i), "correct": False} for i in range(40))
+    assert get_detector("answer_collapse")(Evidence(samples=empty)) == []
     # Too few items to say.
     assert get_detector("answer_collapse")(Evidence(samples=load_samples(COLLAPSED_SAMPLES)[:10])) == []
 

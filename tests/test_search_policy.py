@@ -346,7 +346,7 @@ def test_a_model_that_rarely_answers_right_is_not_distilled_nor_trained_with_grp
     assert not [p for p in _full_candidates(weak) if p.self_distill_k or p.method == "grpo"]
 
 
-def test_a_model_that_answered_15_to_every_item_was_distilled_and_trained_with_grpo() -> None:
+def test_a_model_that_answered_15_to_every_item_is_not_distilled_nor_trained_with_grpo_from_it() -> None:
     # count_bits: the best model scored 17% by answering "15" every time; its accepted answers are all
     # "15", and GRPO would reward that same guess (GRPO from the base model, which answers, is another move).
     collapsed = _result(1, _recipe(), 0.6, "answer_collapse")

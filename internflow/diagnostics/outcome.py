@@ -62,35 +62,35 @@ def detect_format_failure(evidence: Evidence) -> list[Finding]:
 
 
 def detect_answer_collapse(evidence: Evidence) -> list[Finding]:
-    """The model gives one answer to nearly every item while the items' answers vary: its score is
-    the share of items whose answer that is (the answers' prior, e.g. always "15" on a task whose
-    answers are counts that are 15 for about one item in six), not the task.  SFT on final answers
-    alone ends here when the task needs steps the model cannot take in one token."""
-    answered = [str(s["extracted"]).strip() for s in evidence.samples if s.get("extracted") is not None]
+    """The model gives one answer to nearly every item, and the judge rejects it on many of them (the
+    items' answers vary): its score is the share of items whose answer that is (the answers' prior,
+    e.g. always "15" on a task whose answers are counts that are 15 for about one item in six), not
+    the task.  SFT on final answers alone can end here when the task needs steps the model cannot
+    take in one token.  The judge's own verdicts decide which items that answer is right for (case,
+    number formats), so a task whose items nearly all share one answer is no collapse."""
+    answered = [s for s in evidence.samples if str(s.get("extracted") or "").strip()]
     if len(evidence.samples) < COLLAPSE_MIN_ITEMS or not answered:
         return []
     n = len(evidence.samples)
-    answer, given = Counter(answered).most_common(1)[0]
-    expected = [str(s.get("expected", "")).strip() for s in evidence.samples]
-    prior = sum(e == answer for e in expected) / n
-    top_expected = Counter(expected).most_common(1)[0][1] / n
-    if given / n < COLLAPSE_SHARE or top_expected >= COLLAPSE_SHARE:
-        return []  # varied answers, or a task whose items nearly all share one answer
+    answer, given = Counter(str(s["extracted"]).strip() for s in answered).most_common(1)[0]
+    from_answer = sum(bool(s.get("correct")) for s in answered if str(s["extracted"]).strip() == answer)
+    if given / n < COLLAPSE_SHARE or from_answer / given >= COLLAPSE_SHARE:
+        return []  # varied answers, or one answer that is right for nearly every item given it
     right = sum(bool(s.get("correct")) for s in evidence.samples) / n
     return [
         Finding(
             kind="answer_collapse",
             severity="warning",
             message=(
-                f"answers {answer!r} to {given} of {n} items: its {right:.1%} is about the share of items "
-                f"whose answer is {answer!r} ({prior:.1%}) — it learnt the answers' prior, not the task"
+                f"answers {answer!r} to {given} of {n} items: of its {right:.1%}, {from_answer / n:.1%} are items "
+                f"whose answer is {answer!r} — it learnt the answers' prior, not the task"
             ),
             suggestion=(
                 "train on answers that show their working (steps the judge still reads) or other data; "
-                "more steps or a higher learning rate on these rows teach the same prior"
+                "more steps or a higher learning rate on these rows tend to teach the same prior"
             ),
             direction="change_data",
-            evidence={"given": given, "n": n, "share": given / n, "prior": prior, "accuracy": right},
+            evidence={"given": given, "n": n, "share": given / n, "prior": from_answer / n, "accuracy": right},
         )
     ]
 
