@@ -40,6 +40,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -183,20 +184,19 @@ def majority_answer(spec: Path) -> tuple[str, float]:
     return answer, sum(a == answer for a in test) / len(test)
 
 
-def collapsed_to(samples_path: str) -> str | None:
+def collapsed_to(samples: tuple[dict[str, Any], ...]) -> str | None:
     """The one answer an arm gave throughout, by the product's `answer_collapse` detector, else None."""
-    from internflow.diagnostics import Evidence, get_detector, load_samples
+    from internflow.diagnostics import Evidence, get_detector
+    from internflow.diagnostics.outcome import most_given_answer
 
-    samples = load_samples(samples_path)
-    if not get_detector("answer_collapse")(Evidence(samples=samples)):
-        return None
-    return Counter(str(s["extracted"]).strip() for s in samples if s["extracted"] is not None).most_common(1)[0][0]
+    most = most_given_answer(samples)
+    return most[0] if most and get_detector("answer_collapse")(Evidence(samples=samples)) else None
 
 
-def learnt(samples_path: str, prior: float) -> bool:
-    """Whether an arm learnt the task: answers that vary, and an accuracy above the majority
-    answer's beyond sampling noise (the product's two-proportion test, 95 %, on the same n)."""
-    from internflow.diagnostics import load_samples, significant_difference
+def learnt(samples: tuple[dict[str, Any], ...], prior: float, collapsed: bool) -> bool:
+    """Whether an arm learnt the task: answers that vary (not `collapsed`), and an accuracy above the
+    majority answer's beyond sampling noise (the product's two-proportion test, 95 %, on the same n)."""
+    from internflow.diagnostics import significant_difference
     from internflow.evaluation.scoring import wilson_interval
     from internflow.schemas import EvalResult
 
@@ -204,14 +204,13 @@ def learnt(samples_path: str, prior: float) -> bool:
         low, high = wilson_interval(correct, n)
         return EvalResult(
             label=label, benchmark="test", accuracy=correct / n, n=n, n_correct=correct,
-            ci_low=low, ci_high=high, unparseable=0, samples_path=samples_path, runtime_s=0.0,
+            ci_low=low, ci_high=high, unparseable=0, samples_path="", runtime_s=0.0,
         )  # fmt: skip
 
-    samples = load_samples(samples_path)
     n = len(samples)
     arm = scored("arm", sum(bool(s["correct"]) for s in samples), n)
     majority = scored("majority answer", round(prior * n), n)
-    return collapsed_to(samples_path) is None and arm.accuracy > prior and significant_difference(arm, majority)
+    return not collapsed and arm.accuracy > prior and significant_difference(arm, majority)
 
 
 def main() -> int:
@@ -223,6 +222,7 @@ def main() -> int:
     parser.add_argument("--workspace", default=None)
     args = parser.parse_args()
 
+    from internflow.diagnostics import load_samples
     from internflow.models import resolve_model
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10_000)
@@ -266,9 +266,10 @@ def main() -> int:
         )
         answer, prior = majority_answer(spec)
         arms = []
-        for arm, samples in (("single", single_samples), ("campaign", chosen["samples_path"])):
+        for arm, path in (("single", single_samples), ("campaign", chosen["samples_path"])):
+            samples = load_samples(path)
             one = collapsed_to(samples)
-            tasks_learnt[arm] += learnt(samples, prior)
+            tasks_learnt[arm] += learnt(samples, prior, collapsed=one is not None)
             arms.append(f"{arm} " + (f"answers {one!r} to (nearly) every item" if one else "answers vary"))
         print(f"  majority answer {answer!r}: {prior:.1%} of test; " + "; ".join(arms), flush=True)
     print(f"learnt (answers vary, above the majority answer beyond the noise): single {tasks_learnt['single']} "

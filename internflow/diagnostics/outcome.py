@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from internflow.diagnostics.evidence import LOSS, REWARD, Evidence, finite, window_means
 from internflow.diagnostics.grpo import REWARD_RISE
@@ -17,6 +19,7 @@ __all__ = [
     "detect_overfitting",
     "detect_vs_baseline",
     "detect_vs_best",
+    "most_given_answer",
     "significant_difference",
 ]
 
@@ -61,6 +64,18 @@ def detect_format_failure(evidence: Evidence) -> list[Finding]:
     ]
 
 
+def most_given_answer(samples: Sequence[Mapping[str, Any]]) -> tuple[str, int, int] | None:
+    """The answer given most often in eval samples (extracted, stripped; an empty capture is no
+    answer), how many items were given it, and on how many of those the judge accepted it.  None
+    when no item was answered."""
+    given = [(str(s.get("extracted") or "").strip(), bool(s.get("correct"))) for s in samples]
+    counts = Counter(answer for answer, _ in given if answer)
+    if not counts:
+        return None
+    answer, times = counts.most_common(1)[0]
+    return answer, times, sum(correct for a, correct in given if a == answer)
+
+
 def detect_answer_collapse(evidence: Evidence) -> list[Finding]:
     """The model gives one answer to nearly every item, and the judge rejects it on many of them (the
     items' answers vary): its score is the share of items whose answer that is (the answers' prior,
@@ -68,12 +83,10 @@ def detect_answer_collapse(evidence: Evidence) -> list[Finding]:
     the task.  SFT on final answers alone can end here when the task needs steps the model cannot
     take in one token.  The judge's own verdicts decide which items that answer is right for (case,
     number formats), so a task whose items nearly all share one answer is no collapse."""
-    answered = [s for s in evidence.samples if str(s.get("extracted") or "").strip()]
-    if len(evidence.samples) < COLLAPSE_MIN_ITEMS or not answered:
+    most = most_given_answer(evidence.samples)
+    if len(evidence.samples) < COLLAPSE_MIN_ITEMS or most is None:
         return []
-    n = len(evidence.samples)
-    answer, given = Counter(str(s["extracted"]).strip() for s in answered).most_common(1)[0]
-    from_answer = sum(bool(s.get("correct")) for s in answered if str(s["extracted"]).strip() == answer)
+    n, (answer, given, from_answer) = len(evidence.samples), most
     if given / n < COLLAPSE_SHARE or from_answer / given >= COLLAPSE_SHARE:
         return []  # varied answers, or one answer that is right for nearly every item given it
     right = sum(bool(s.get("correct")) for s in evidence.samples) / n
